@@ -78,7 +78,9 @@ HSDS_FIELDS: dict[str, tuple[str, ...]] = {
         "id", "code", "name", "description", "parent_id", "taxonomy", "language", "taxonomy_id",
         "term_uri",
     ),
-    "attribute": ("id", "link_id", "taxonomy_term_id", "link_type", "link_entity", "value", "label"),
+    "attribute": (
+        "id", "link_id", "taxonomy_term_id", "link_type", "link_entity", "value", "label",
+    ),
     "metadata": (
         "id", "resource_id", "resource_type", "last_action_date", "last_action_type",
         "field_name", "previous_value", "replacement_value", "updated_by",
@@ -147,6 +149,11 @@ EXTENSION_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "location": (
         "is_confidential",       # survivor shelters: the address is never shown or exported
+        "geocode_precision",     # exact | address | zip | city | state (kept from an export)
+        "time_zone",             # IANA name (kept from an export; else from the coordinates)
+    ),
+    "schedule": (
+        "is_closure",            # a holiday closure: closed between valid_from and valid_to
     ),
     "service_at_location": (
         "capacity_status",       # has_capacity | no_capacity | waitlist | assessment_needed

@@ -1,0 +1,41 @@
+# One task runner. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+
+.PHONY: install demo serve test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Load the bundled demo directory and serve it at http://127.0.0.1:8000
+demo: install
+	$(BIN)/signpost index demo
+	$(BIN)/signpost serve --host 127.0.0.1 --port 8000
+
+serve: install
+	$(BIN)/signpost serve --host 127.0.0.1 --port 8000
+
+## The whole suite (PostgreSQL too when SIGNPOST_TEST_DATABASE_URL is set)
+test: install
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check service indexer tests bench
+
+## Import and search figures (see bench/README.md)
+bench: install
+	$(BIN)/python -m bench.run --shared $(SHARED)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

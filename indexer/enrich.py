@@ -1,0 +1,203 @@
+"""What the importer adds to what a source said: parsed hours, eligibility, coverage,
+categories, coordinates, time zones; and what it takes away from confidential locations.
+
+`expand_row` works on one normalised row as it is staged; `enrich_stage` works on the staged
+rows as a whole (a location's address is a separate row, a service's categories may come from
+attribute and taxonomy rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from indexer.records import Problems, SourceRow
+
+if TYPE_CHECKING:
+    from indexer.pipeline import RunReport
+    from indexer.staging import Stage
+
+CONFIDENTIAL_DECIMALS = 2  # about 1 km: enough for distance, not enough to find the door
+
+
+def expand_row(table: str, row: dict[str, Any], source_row: SourceRow,
+               problems: Problems) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The staged rows one normalised row becomes (usually just itself)."""
+    if table == "service":
+        yield from _service(row)
+    elif table == "schedule":
+        yield from _schedule(row, source_row)
+    elif table == "service_area":
+        yield table, _service_area(row)
+    else:
+        yield table, row
+
+
+def _service(row: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    from service.directory.eligibility import parse_eligibility
+
+    if row.get("eligibility_description") or row.get("minimum_age") is not None \
+            or row.get("maximum_age") is not None:
+        row["eligibility"] = parse_eligibility(
+            row.get("eligibility_description"), minimum_age=row.get("minimum_age"),
+            maximum_age=row.get("maximum_age")).to_dict()
+    categories = row.pop("categories", None) or []
+    yield "service", row
+    for category_id in categories:
+        yield "service_category", {"service_id": row["id"], "category_id": category_id}
+
+
+def _schedule(row: dict[str, Any], source_row: SourceRow) -> Iterator[tuple[str, dict[str, Any]]]:
+    structured = any(row.get(f) for f in ("freq", "byday", "opens_at", "closes_at",
+                                          "bymonthday"))
+    text = row.get("description")
+    if structured or not text or row.get("is_closure"):
+        yield "schedule", row
+        return
+    from service.directory.schedules import parse_hours_text, to_hsds_rows
+
+    parsed = parse_hours_text(text)
+    if not parsed.confident or not parsed.rules:
+        yield "schedule", row  # kept as text: "hours unknown", never "closed"
+        return
+    for i, hsds in enumerate(to_hsds_rows(parsed.rules)):
+        derived = {**row, **{k: v for k, v in hsds.items() if k != "id"}}
+        derived["description"] = text
+        if i:
+            derived["id"] = _suffix_id(row["id"], i)
+            derived["record_source_id"] = f"{row['record_source_id']}#{i}"
+        yield "schedule", derived
+
+
+def _suffix_id(base: str, i: int) -> str:
+    from indexer.ids import directory_id
+    return directory_id("derived", "schedule", f"{base}#{i}")
+
+
+def _service_area(row: dict[str, Any]) -> dict[str, Any]:
+    from service.directory.service_areas import parse_service_area
+
+    text = " ".join(filter(None, (row.get("name"), row.get("description")))) or None
+    if text or row.get("extent"):
+        row["coverage"] = parse_service_area(
+            text, extent=row.get("extent"), extent_type=row.get("extent_type")).to_dict()
+    return row
+
+
+# --- whole-stage passes ------------------------------------------------------------------------
+
+
+def enrich_stage(stage: Stage, report: RunReport, *, geocoder: Any = None,
+                 progress: Any = None) -> None:
+    """Geocode, derive ZIPs and time zones, protect confidential places, add categories."""
+    _geocode_locations(stage, report, geocoder)
+    _zip_from_coordinates(stage)
+    _time_zones(stage)
+    _protect_confidential(stage)
+    _categories_from_attributes(stage)
+    precision = Counter(dict(stage.query(
+        "SELECT coalesce(geocode_precision, 'none'), count(*) FROM location "
+        "GROUP BY 1")))
+    report.precision.update(precision)
+
+
+def _geocoder(geocoder: Any) -> Any:
+    if geocoder is not None:
+        return geocoder
+    from indexer.geocode import Geocoder
+    return Geocoder()
+
+
+def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
+    rows = list(stage.query(
+        "SELECT l.id, l.record_source_id, l._file, l._line, a.address_1, a.city, "
+        "a.state_province, a.postal_code FROM location l LEFT JOIN address a "
+        "ON a.rowid = (SELECT min(rowid) FROM address WHERE location_id = l.id AND "
+        "coalesce(address_type, 'physical') <> 'postal') "
+        "WHERE l.latitude IS NULL"))
+    if not rows:
+        return
+    coder = _geocoder(geocoder)
+    updates = []
+    for loc_id, source_id, file, line, address_1, city, state, postal in rows:
+        point = coder.geocode_address(address_1=address_1, city=city, state=state,
+                                      postal_code=postal)
+        if point is None:
+            if any((address_1, city, state, postal)):
+                report.problems.warning(file, line, "latitude", "no coordinates, and the "
+                                        "address could not be placed; not findable by distance",
+                                        table="location", source_id=source_id)
+            continue
+        updates.append((point.lat, point.lon, point.precision, loc_id))
+    stage.conn.executemany("UPDATE location SET latitude = ?, longitude = ?, "
+                           "geocode_precision = ? WHERE id = ?", updates)
+
+
+def _zip_from_coordinates(stage: Stage) -> None:
+    rows = list(stage.query(
+        "SELECT a.id, l.latitude, l.longitude FROM address a JOIN location l "
+        "ON l.id = a.location_id WHERE a.postal_code IS NULL AND l.latitude IS NOT NULL"))
+    if not rows:
+        return
+    from indexer.geocode import GeoTables
+
+    tables = GeoTables.default()
+    updates = []
+    for address_id, lat, lon in rows:
+        found = tables.nearest_zip(lat, lon)
+        if found is not None:
+            updates.append((found.zip, address_id))
+    stage.conn.executemany("UPDATE address SET postal_code = ? WHERE id = ?", updates)
+
+
+def _time_zones(stage: Stage) -> None:
+    from indexer.geocode import timezone_for
+
+    cache: dict[tuple[float, float], str | None] = {}
+    updates = []
+    for loc_id, lat, lon in stage.query(
+            "SELECT id, latitude, longitude FROM location WHERE latitude IS NOT NULL"):
+        key = (round(lat, 1), round(lon, 1))
+        if key not in cache:
+            cache[key] = timezone_for(lat, lon)
+        updates.append((cache[key], loc_id))
+    stage.conn.executemany("UPDATE location SET time_zone = ? WHERE id = ?", updates)
+
+
+def _protect_confidential(stage: Stage) -> None:
+    stage.execute(f"UPDATE location SET latitude = round(latitude, {CONFIDENTIAL_DECIMALS}), "
+                  f"longitude = round(longitude, {CONFIDENTIAL_DECIMALS}) "
+                  "WHERE is_confidential = 1 AND latitude IS NOT NULL")
+    stage.execute("UPDATE address SET address_1 = '', address_2 = NULL, attention = NULL "
+                  "WHERE location_id IN (SELECT id FROM location WHERE is_confidential = 1)")
+
+
+def _categories_from_attributes(stage: Stage) -> None:
+    rows = list(stage.query(
+        "SELECT a.link_id, t.code, t.name, t.taxonomy FROM attribute a "
+        "JOIN taxonomy_term t ON t.id = a.taxonomy_term_id "
+        "WHERE coalesce(a.link_entity, 'service') = 'service' AND a.link_id IS NOT NULL"))
+    if not rows:
+        return
+    from service.directory.categories import categorize
+
+    memo: dict[tuple[str | None, str | None], set[str]] = {}
+    pairs = set()
+    for service_id, code, name, _taxonomy in rows:
+        key = (code, name)
+        if key not in memo:
+            memo[key] = categorize([v for v in (code, name) if v])
+        for category_id in memo[key]:
+            pairs.add((service_id, category_id))
+    existing = set(stage.query("SELECT service_id, category_id FROM service_category"))
+    stage.conn.executemany("INSERT INTO service_category VALUES (?, ?)",
+                           sorted(pairs - existing))
+
+
+def coverage_json(value: Any) -> dict[str, Any] | None:
+    """A staged coverage value as a dict."""
+    if value is None or isinstance(value, dict):
+        return value
+    return json.loads(value)

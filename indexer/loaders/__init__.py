@@ -1,0 +1,65 @@
+"""Loaders: one module per input format, each with `detect(path)` and `read(path, problems)`.
+
+`find_loader` picks the format when `signpost index load` is not told it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.records import Problems, SourceRow
+
+# Tried in this order when detecting; the more specific formats come first.
+FORMATS = ("hsds3", "flat")
+
+
+@dataclass(frozen=True)
+class Loader:
+    """A format's name, its reader, and the source name it suggests for a path."""
+
+    format: str
+    read: Callable[[Path, Problems], Iterator[SourceRow]]
+    default_source: str
+
+
+class UnknownFormat(ValueError):
+    """No loader recognises the input."""
+
+
+def find_loader(path: Path, format: str | None = None) -> Loader:
+    """The loader for `path`, by name when given, else by detection."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    names = [format] if format else list(FORMATS)
+    for name in names:
+        module_name = name.split(":")[0]
+        try:
+            module = importlib.import_module(f"indexer.loaders.{module_name}")
+        except ModuleNotFoundError as exc:
+            if format:
+                raise UnknownFormat(f"unknown format {format!r}") from exc
+            continue
+        found = module.detect(path)
+        if not found and not format:
+            continue
+        if module_name == "flat":
+            mapping = found if found else None
+            if mapping is None:
+                raise UnknownFormat(f"{path}: no flat-list mapping matches this file")
+            return Loader(
+                "flat:" + mapping.source,
+                lambda p, problems, m=mapping: module.read(p, problems, mapping=m),
+                mapping.source,
+            )
+        return Loader(module.FORMAT, module.read, _source_name(path))
+    raise UnknownFormat(f"{path}: format not recognised; name one with --format "
+                        f"({', '.join(FORMATS)})")
+
+
+def _source_name(path: Path) -> str:
+    base = path.parent if path.name == "datapackage.json" else path
+    stem = base.name if base.is_dir() else base.stem
+    return "".join(c if c.isalnum() else "_" for c in stem.lower()).strip("_") or "import"

@@ -1,0 +1,321 @@
+"""An import run: read -> normalise -> stage -> check and enrich -> apply in one transaction.
+
+The long part (reading, parsing, geocoding) fills a private staging file, so the directory
+stays readable and writable meanwhile and a crash or Ctrl-C leaves it exactly as it was. The
+apply step then writes only what changed, in one short transaction, keeping partners' local
+edits unless the source itself changed the same field (such conflicts go to an admin list).
+A run that would deactivate more than a fifth of a source stops unless forced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from indexer import enrich
+from indexer.apply import Applier
+from indexer.loaders import find_loader
+from indexer.normalize import Normalizer
+from indexer.records import FOREIGN_KEYS, RECORD_TABLES, Problem, Problems
+from indexer.staging import STAGED_TABLES, Stage, columns_of, to_sql_value
+from service.db import Database
+from service.directory.tables import import_run
+
+log = logging.getLogger(__name__)
+
+DEACTIVATION_LIMIT = 0.2
+BATCH = 5000
+
+Progress = Callable[[str, int], None]
+
+
+class _DryRun(Exception):
+    """Leaves the apply transaction by rolling it back."""
+
+
+class ImportStopped(RuntimeError):
+    """The run stopped before changing anything (see the report's message)."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__(report.message)
+        self.report = report
+
+
+@dataclass
+class RunReport:
+    """What an import did: counts per table and outcome, geocoding precision, every problem."""
+
+    source: str
+    format: str
+    path: str
+    run_id: int | None = None
+    status: str = "running"
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    precision: Counter[str] = field(default_factory=Counter)
+    problems: Problems = field(default_factory=Problems)
+    message: str = ""
+    changed_service_ids: set[str] = field(default_factory=set)
+
+    def count(self, table: str, outcome: str, n: int = 1) -> None:
+        """Add `n` to one table's outcome."""
+        self.counts.setdefault(table, Counter())[outcome] += n
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as plain JSON types (stored on the import run)."""
+        return {
+            "tables": {t: dict(c) for t, c in sorted(self.counts.items())},
+            "precision": dict(self.precision),
+            "errors": len(self.problems.errors),
+            "warnings": len(self.problems) - len(self.problems.errors),
+        }
+
+    def lines(self, *, max_problems: int = 50) -> list[str]:
+        """A human summary for the command line."""
+        out = [f"{self.status}: {self.source} ({self.format}) from {self.path}"]
+        if self.message:
+            out.append(self.message)
+        for table in sorted(self.counts, key=_table_order):
+            counts = self.counts[table]
+            parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
+            out.append(f"  {table}: {parts}")
+        if self.precision:
+            out.append("  locations by geocoding precision: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.precision.items())))
+        errors = self.problems.errors
+        out.append(f"  problems: {len(errors)} errors, {len(self.problems) - len(errors)} "
+                   "warnings")
+        shown = sorted(self.problems, key=lambda p: p.severity != "error")[:max_problems]
+        out += [f"    {p}" for p in shown]
+        if len(self.problems) > max_problems:
+            out.append(f"    ... {len(self.problems) - max_problems} more "
+                       "(signpost index problems RUN_ID lists them all)")
+        return out
+
+
+def _table_order(table: str) -> int:
+    order = list(STAGED_TABLES)
+    return order.index(table) if table in order else len(order)
+
+
+def load(
+    db: Database,
+    path: Path,
+    *,
+    format: str | None = None,
+    source: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    geocoder: Any = None,
+    progress: Progress | None = None,
+    stage_dir: Path | None = None,
+) -> RunReport:
+    """Import `path` into the directory and return the run's report.
+
+    Raises ImportStopped (nothing changed) when the run would deactivate more than a fifth of
+    a source without `force`, or when nothing could be read at all.
+    """
+    loader = find_loader(path, format)
+    source = source or loader.default_source
+    report = RunReport(source=source, format=loader.format, path=str(path))
+    report.run_id = _start_run(db, report)
+    stage = Stage(stage_dir)
+    try:
+        normalizer = Normalizer(source, report.problems)
+        _fill_stage(stage, loader.read(path, report.problems), normalizer, report, progress)
+        normalizer.report_totals(path.name)
+        stage.commit()
+        if not any(stage.count(t) for t in STAGED_TABLES):
+            report.status = "failed"
+            report.message = "nothing could be read; the directory was not changed"
+            raise ImportStopped(report)
+        _check_duplicates(stage, report)
+        _check_references(stage, report)
+        enrich.enrich_stage(stage, report, geocoder=geocoder, progress=progress)
+        if progress:
+            progress("applying", 0)
+        with Applier(db, stage, sorted(normalizer.sources_seen)) as applier:
+            plan = applier.plan()
+            for table, counts in plan.counts.items():
+                for outcome, n in counts.items():
+                    report.count(table, outcome, n)
+            _guard_deactivation(plan, report, force)
+            if dry_run:
+                report.status = "dry_run"
+                report.message = "dry run: nothing was written"
+                raise _DryRun
+            report.changed_service_ids = applier.apply(report.run_id)
+            report.status = "done"
+    except _DryRun:
+        pass
+    except ImportStopped:
+        if report.status == "running":
+            report.status = "stopped"
+        _finish_run(db, report)
+        raise
+    except BaseException as exc:
+        report.status = "failed"
+        report.message = f"import failed: {type(exc).__name__}: {exc}; the directory was not " \
+                         "changed"
+        _finish_run(db, report)
+        raise
+    finally:
+        stage.close()
+    _finish_run(db, report)
+    return report
+
+
+def _fill_stage(stage: Stage, rows: Any, normalizer: Normalizer, report: RunReport,
+                progress: Progress | None) -> None:
+    buffers: dict[str, list[tuple]] = {name: [] for name in STAGED_TABLES}
+    column_lists = {name: columns_of(name) for name in STAGED_TABLES}
+    types = {name: [c.type for c in STAGED_TABLES[name].columns] for name in STAGED_TABLES}
+    seen = 0
+
+    def flush(table: str) -> None:
+        stage.insert_many(table, buffers[table])
+        buffers[table].clear()
+
+    for source_row in rows:
+        seen += 1
+        report.count(source_row.table, "read")
+        normalized = normalizer.normalize(source_row)
+        if normalized is None:
+            report.count(source_row.table, "skipped")
+            continue
+        for table, values in enrich.expand_row(source_row.table, normalized, source_row,
+                                               report.problems):
+            if table == "service_category":
+                buffers[table].append(tuple(values[c] for c in column_lists[table]))
+            else:
+                cols = column_lists[table]
+                buffers[table].append(tuple(
+                    to_sql_value(t, values.get(c)) for c, t in zip(cols, types[table],
+                                                                   strict=True)
+                ) + (source_row.file, source_row.line, source_row.path))
+            if len(buffers[table]) >= BATCH:
+                flush(table)
+        if progress and seen % 20000 == 0:
+            progress("reading", seen)
+    for table in buffers:
+        if buffers[table]:
+            flush(table)
+    if progress:
+        progress("reading", seen)
+
+
+def _check_duplicates(stage: Stage, report: RunReport) -> None:
+    """The same id twice in one source: keep the first row, report the others."""
+    for table in STAGED_TABLES:
+        if table == "service_category":
+            stage.execute("DELETE FROM service_category WHERE rowid NOT IN (SELECT min(rowid) "
+                          "FROM service_category GROUP BY service_id, category_id)")
+            continue
+        dupes = list(stage.query(
+            f"SELECT t.record_source_id, t._file, t._line, t._path, t.row_hash, f.row_hash "
+            f"FROM {table} t JOIN (SELECT id, min(rowid) AS first, row_hash FROM {table} "
+            f"GROUP BY id HAVING count(*) > 1) f ON t.id = f.id AND t.rowid <> f.first"))
+        for source_id, file, line, path, row_hash, first_hash in dupes:
+            if row_hash != first_hash or not path:
+                # Nested JSON repeats the same object in several places: that is not an error.
+                report.problems.error(file, line, "id", f"duplicate id {source_id!r}; the "
+                                      "first row with this id was kept", table=table,
+                                      source_id=source_id)
+                report.count(table, "duplicate")
+        if dupes:
+            stage.execute(f"DELETE FROM {table} WHERE rowid NOT IN (SELECT min(rowid) FROM "
+                          f"{table} GROUP BY id)")
+
+
+def _check_references(stage: Stage, report: RunReport) -> None:
+    """A reference to a row that is not in the import: keep the row, drop the reference."""
+    for table, fks in FOREIGN_KEYS.items():
+        links = dict(fks)
+        if table == "attribute":
+            links["link_id"] = "*"
+        for fk, target in links.items():
+            if target == "*":
+                targets = " UNION ALL ".join(
+                    f"SELECT id FROM {t}" for t in ("service", "organization", "location",
+                                                    "service_at_location"))
+                missing_sql = f"{fk} IS NOT NULL AND {fk} NOT IN ({targets})"
+                flag = "unlinked"
+            else:
+                missing_sql = f"{fk} IS NOT NULL AND {fk} NOT IN (SELECT id FROM {target})"
+                flag = "kept_without_parent"
+            rows = list(stage.query(
+                f"SELECT record_source_id, _file, _line FROM {table} WHERE {missing_sql}"))
+            if not rows:
+                continue
+            for source_id, file, line in rows[:1000]:
+                report.problems.error(file, line, fk, f"refers to a {target if target != '*' else 'record'} "
+                                      "that is not in the import; row kept without the link",
+                                      table=table, source_id=source_id)
+            if len(rows) > 1000:
+                report.problems.error(rows[0][1], None, fk, f"{len(rows) - 1000} more rows "
+                                      "refer to missing records", table=table)
+            report.count(table, flag, len(rows))
+            stage.execute(f"UPDATE {table} SET {fk} = NULL WHERE {missing_sql}")
+
+
+def _guard_deactivation(plan: Any, report: RunReport, force: bool) -> None:
+    for table in RECORD_TABLES:
+        active = plan.active_before.get(table, 0)
+        going = plan.counts.get(table, {}).get("deactivated", 0)
+        if active and going > DEACTIVATION_LIMIT * active and not force:
+            report.status = "stopped"
+            report.message = (
+                f"stopped: this run would deactivate {going} of {active} active {table} "
+                f"records of {report.source} (more than {int(DEACTIVATION_LIMIT * 100)}%). "
+                "Is the export truncated? Nothing was changed; run again with --force if "
+                "the records really are gone.")
+            raise ImportStopped(report)
+
+
+def _start_run(db: Database, report: RunReport) -> int:
+    with db.session(write=True) as session:
+        _fail_abandoned_runs(session)
+        result = session.execute(insert(import_run).values(
+            source=report.source, format=report.format, path=report.path, status="running",
+            started_at=datetime.now(UTC)))
+        return int(result.inserted_primary_key[0])
+
+
+def _fail_abandoned_runs(session: Any) -> None:
+    """Runs left 'running' by a process that died are marked failed (nothing was applied)."""
+    session.execute(update(import_run).where(import_run.c.status == "running")
+                    .where(import_run.c.started_at < _hours_ago(6))
+                    .values(status="failed", message="the import process stopped before "
+                            "finishing; the directory was not changed"))
+
+
+def _hours_ago(hours: int) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+def _finish_run(db: Database, report: RunReport) -> None:
+    problems = [_problem_json(p) for p in report.problems[:20000]]
+    with db.session(write=True) as session:
+        session.execute(update(import_run).where(import_run.c.id == report.run_id).values(
+            status=report.status, finished_at=datetime.now(UTC), counts=report.as_json(),
+            problems=problems, message=report.message))
+
+
+def _problem_json(p: Problem) -> dict[str, Any]:
+    return {"severity": p.severity, "file": p.file, "line": p.line, "field": p.field,
+            "why": p.why, "table": p.table, "source_id": p.source_id}
+
+
+def run_problems(db: Database, run_id: int) -> list[dict[str, Any]]:
+    """Every stored problem of an import run."""
+    with db.session() as session:
+        value = session.execute(select(import_run.c.problems)
+                                .where(import_run.c.id == run_id)).scalar_one_or_none()
+    return value if isinstance(value, list) else json.loads(value or "[]")

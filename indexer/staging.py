@@ -1,0 +1,98 @@
+"""The staging database: a private SQLite file an import fills before touching the directory.
+
+Parsing, validating and geocoding take most of an import's time; doing them here means the
+directory stays fully usable (and writable) meanwhile, and a crash or Ctrl-C leaves it as it was.
+Staged rows carry the directory's column names plus where they came from (`_file`, `_line`,
+`_path`) for precise problem reports.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime
+
+from service.directory.tables import hsds_tables, service_category
+
+ORIGIN_COLUMNS = ("_file", "_line", "_path")
+STAGED_TABLES = {**hsds_tables, "service_category": service_category}
+
+
+def columns_of(table: str) -> list[str]:
+    """The directory columns of a staged table, in table order."""
+    return [c.name for c in STAGED_TABLES[table].columns]
+
+
+def to_sql_value(column_type: Any, value: Any) -> Any:
+    """A Python value as SQLite stores it for SQLAlchemy (JSON text, 'YYYY-MM-DD HH:MM:SS')."""
+    if value is None:
+        return None
+    if isinstance(column_type, JSON):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(column_type, DateTime) and isinstance(value, datetime):
+        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(column_type, Boolean):
+        return 1 if value else 0
+    return value
+
+
+class Stage:
+    """A temporary SQLite file holding one import's rows."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        handle = tempfile.NamedTemporaryFile(
+            prefix="signpost-stage-", suffix=".sqlite", dir=directory, delete=False)
+        handle.close()
+        self.path = Path(handle.name)
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("PRAGMA cache_size=-262144")
+        self.conn.execute("PRAGMA temp_store=MEMORY")
+        self._insert_sql: dict[str, str] = {}
+        self._column_types: dict[str, list[Any]] = {}
+        for name, table in STAGED_TABLES.items():
+            cols = [c.name for c in table.columns]
+            extra = ORIGIN_COLUMNS if name != "service_category" else ()
+            all_cols = cols + list(extra)
+            self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)})")
+            marks = ", ".join("?" for _ in all_cols)
+            self._insert_sql[name] = f"INSERT INTO {name} ({', '.join(all_cols)}) VALUES ({marks})"
+            self._column_types[name] = [c.type for c in table.columns]
+        self.conn.execute("BEGIN")
+
+    def insert_many(self, table: str, rows: Iterable[tuple]) -> None:
+        """Append rows given as tuples in `columns_of(table)` order, plus origin columns."""
+        self.conn.executemany(self._insert_sql[table], rows)
+
+    def commit(self) -> None:
+        """End the staging write transaction and index ids for the checks that follow."""
+        self.conn.execute("COMMIT")
+        for name in STAGED_TABLES:
+            if name != "service_category":
+                self.conn.execute(f"CREATE INDEX ix_{name}_id ON {name} (id)")
+        self.conn.execute("ANALYZE")
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> Iterator[tuple]:
+        """Rows of a query against the stage."""
+        return self.conn.execute(sql, tuple(params))
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement and return the number of rows it changed."""
+        return self.conn.execute(sql, tuple(params)).rowcount
+
+    def count(self, table: str) -> int:
+        """Number of staged rows in `table`."""
+        return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def close(self) -> None:
+        """Close and delete the staging file."""
+        self.conn.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)

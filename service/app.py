@@ -1,0 +1,50 @@
+"""The FastAPI application: `create_app(settings)` builds everything in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from service import errors, pages
+from service.config import Settings, get_settings
+from service.db import Database
+from service.directory import api as directory_api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready app; nothing connects until it starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        db.migrate()
+        app.state.db = db
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            db.dispose()
+
+    app = FastAPI(
+        title="Signpost",
+        version="0.1.0",
+        description="Community resource directory with referral matching. Listings follow "
+                    "Open Referral HSDS 3.1; Signpost's own fields are prefixed x_.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+
+    @app.get("/health", tags=["meta"], summary="Health check")
+    def health() -> dict[str, str]:
+        """'ok' when the app can reach its database."""
+        with app.state.db.session() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    app.include_router(directory_api.router)
+    app.include_router(pages.router)
+    return app

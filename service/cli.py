@@ -1,0 +1,179 @@
+"""The `signpost` command: noun-verb subcommands over functions the tests also call."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from service.config import Settings, get_settings
+from service.db import Database
+
+
+def _database(settings: Settings) -> Database:
+    db = Database(settings.database_url)
+    db.migrate()
+    return db
+
+
+def make_geocoder(settings: Settings):  # noqa: ANN201
+    """The import geocoder: offline tables, plus an online one only if an admin enabled it."""
+    from indexer.geocode import Geocoder, make_online_geocoder
+
+    online = None
+    if settings.geocoder != "offline":
+        kwargs = {"user_agent": settings.geocoder_user_agent, "scheme": settings.geocoder_scheme}
+        if settings.geocoder_domain:
+            kwargs["domain"] = settings.geocoder_domain
+        online = make_online_geocoder(settings.geocoder, **kwargs)
+    return Geocoder(online=online, cache_path=settings.geocode_cache_path,
+                    min_delay_seconds=settings.geocoder_min_delay_seconds)
+
+
+@click.group()
+def main() -> None:
+    """Signpost: a community resource directory with referral matching."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    _database(get_settings()).dispose()
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+@main.group()
+def index() -> None:
+    """Load and rebuild the directory."""
+
+
+@index.command("load")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "format_", default=None,
+              help="hsds3, or flat:SOURCE for a declared flat list (detected when omitted).")
+@click.option("--source", default=None, help="Source name (defaults to the file's name).")
+@click.option("--dry-run", is_flag=True, help="Read and check everything; write nothing.")
+@click.option("--force", is_flag=True, help="Allow deactivating more than a fifth of a source.")
+def index_load(path: Path, format_: str | None, source: str | None, dry_run: bool,
+               force: bool) -> None:
+    """Import PATH (an HSDS 3.x datapackage or JSON file, or a declared flat list)."""
+    from indexer.pipeline import ImportStopped, load
+
+    settings = get_settings()
+    db = _database(settings)
+    bar = _Progress()
+    try:
+        report = load(db, path, format=format_, source=source, dry_run=dry_run, force=force,
+                      geocoder=make_geocoder(settings), progress=bar)
+    except ImportStopped as stopped:
+        bar.done()
+        for line in stopped.report.lines():
+            click.echo(line)
+        sys.exit(2)
+    except (FileNotFoundError, ValueError) as exc:
+        bar.done()
+        raise click.ClickException(str(exc)) from exc
+    bar.done()
+    for line in report.lines():
+        click.echo(line)
+
+
+@index.command("demo")
+def index_demo() -> None:
+    """Load the bundled demo directory (data/demo)."""
+    from indexer.demo import load_demo
+
+    settings = get_settings()
+    db = _database(settings)
+    for report in load_demo(db, progress=_Progress()):
+        click.echo(report.lines(max_problems=5)[0])
+        click.echo("\n".join(report.lines(max_problems=0)[1:]))
+
+
+@index.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild derived data (search index) from the records."""
+    from indexer.rebuild import rebuild
+
+    db = _database(get_settings())
+    counts = rebuild(db)
+    click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@index.command("runs")
+@click.option("--limit", default=20, show_default=True)
+def index_runs(limit: int) -> None:
+    """List recent import runs."""
+    from sqlalchemy import select
+
+    from service.directory.tables import import_run
+
+    db = _database(get_settings())
+    with db.session() as session:
+        rows = session.execute(select(import_run).order_by(import_run.c.id.desc())
+                               .limit(limit)).mappings().all()
+    for r in rows:
+        counts = r["counts"] or {}
+        started = r["started_at"].strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{r['id']:>5} {r['status']:<8} {r['source']:<32} {started} "
+                   f"errors {counts.get('errors', '-')}")
+
+
+@index.command("problems")
+@click.argument("run_id", type=int)
+def index_problems(run_id: int) -> None:
+    """Every problem of one import run (file, line, field, why)."""
+    from indexer.pipeline import run_problems
+
+    db = _database(get_settings())
+    for p in run_problems(db, run_id):
+        where = p["file"] + (f":{p['line']}" if p.get("line") else "")
+        click.echo(f"{p['severity']}\t{where}\t{p.get('table') or ''}\t{p.get('field') or ''}\t"
+                   f"{p['why']}")
+
+
+@main.group()
+def export() -> None:
+    """Export the directory."""
+
+
+@export.command("hsds")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--source", "sources", multiple=True, help="Only these sources (repeatable).")
+def export_hsds(out: Path, sources: tuple[str, ...]) -> None:
+    """Write an HSDS 3.1 datapackage (CSV and JSON) to the folder OUT."""
+    from indexer.export import export_datapackage
+
+    db = _database(get_settings())
+    counts = export_datapackage(db, out, sources=list(sources) or None)
+    click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+
+
+class _Progress:
+    """A one-line progress display for long imports (stderr, only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, stage: str, done: int) -> None:
+        if self.enabled:
+            click.echo(f"\r{stage}: {done:,} rows".ljust(40), nl=False, err=True)
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+            self.shown = False
+
+
+
+if __name__ == "__main__":
+    main()

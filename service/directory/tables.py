@@ -1,0 +1,165 @@
+"""The directory's tables: HSDS 3.1 fields, plus Signpost's provenance and extension columns.
+
+The HSDS fields come from `indexer.records.HSDS_FIELDS`, so the schema, the importer, the
+exporter and the HSDS API all agree on one list. Every table also records where each row came
+from (`record_source`, `record_source_id`: the feed's name and the feed's own id) and a hash of
+its HSDS content so a re-import writes only what changed. The four record tables (organization,
+service, location, service_at_location) are deactivated rather than deleted, and remember the
+fields a partner or admin edited locally (`local_edits`) so a re-import does not undo them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from indexer.records import FOREIGN_KEYS, HSDS_FIELDS, NUMBER_FIELDS, RECORD_TABLES
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+INTEGER_FIELDS = {
+    ("organization", "year_incorporated"),
+    ("service", "minimum_age"),
+    ("service", "maximum_age"),
+    ("phone", "extension"),
+    ("schedule", "count"),
+    ("schedule", "interval"),
+}
+
+# Extension columns per table (Signpost's knowledge beyond HSDS), see README "HSDS profile".
+def _extension_columns() -> dict[str, list[Column]]:
+    """New Column objects per table (a Column belongs to exactly one Table)."""
+    return {
+        "service": [
+            Column("is_referable", Boolean, nullable=False, default=True),
+            Column("is_hidden", Boolean, nullable=False, default=False),
+            Column("eligibility", JSON),  # service.directory.eligibility.Eligibility.to_dict()
+            Column("verified_at", DateTime(timezone=True)),
+            Column("verified_by", Text),
+            Column("verification_method", Text),
+            Column("duplicate_of", String(36)),
+        ],
+        "location": [
+            Column("is_confidential", Boolean, nullable=False, default=False),
+            Column("geocode_precision", String(16)),  # exact | address | zip | city | state
+            Column("time_zone", String(64)),  # IANA name from the coordinates, offline
+        ],
+        "service_at_location": [
+            Column("capacity_status", String(24)),
+            Column("capacity_updated_at", DateTime(timezone=True)),
+        ],
+        "schedule": [
+            Column("is_closure", Boolean, nullable=False, default=False),  # a holiday closure
+        ],
+        "service_area": [
+            Column("coverage", JSON),  # service.directory.service_areas.Coverage.to_dict()
+        ],
+    }
+
+
+def _hsds_column(table: str, name: str) -> Column:
+    if name == "id":
+        return Column("id", String(36), primary_key=True)
+    target = FOREIGN_KEYS.get(table, {}).get(name)
+    if target:
+        return Column(name, String(36), ForeignKey(f"{target}.id"), index=True)
+    if (table, name) in INTEGER_FIELDS:
+        return Column(name, Integer)
+    if name in NUMBER_FIELDS.get(table, ()):
+        return Column(name, Float)
+    return Column(name, Text)
+
+
+def _build(table: str) -> Table:
+    columns = [_hsds_column(table, name) for name in HSDS_FIELDS[table]]
+    columns += [
+        Column("record_source", String(64), nullable=False),
+        Column("record_source_id", Text, nullable=False),
+        Column("row_hash", String(32), nullable=False),
+    ]
+    if table in RECORD_TABLES:
+        columns += [
+            Column("is_active", Boolean, nullable=False, default=True),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("updated_at", DateTime(timezone=True), nullable=False),
+            Column("local_edits", JSON),
+        ]
+    columns += _extension_columns().get(table, [])
+    return Table(
+        table,
+        metadata,
+        *columns,
+        UniqueConstraint("record_source", "record_source_id"),
+    )
+
+
+hsds_tables: dict[str, Table] = {name: _build(name) for name in HSDS_FIELDS}
+organization = hsds_tables["organization"]
+service = hsds_tables["service"]
+location = hsds_tables["location"]
+service_at_location = hsds_tables["service_at_location"]
+
+Index("ix_location_point", location.c.latitude, location.c.longitude)
+Index("ix_service_updated_at", service.c.updated_at)
+
+service_category = Table(
+    "service_category",
+    metadata,
+    Column("service_id", String(36), ForeignKey("service.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("category_id", String(16), primary_key=True, index=True),
+)
+
+import_run = Table(
+    "import_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False, index=True),
+    Column("format", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # running | done | failed | stopped | dry_run
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("counts", JSON),  # outcome -> count, precision -> count
+    Column("problems", JSON),  # list of {severity, file, line, field, why, table, source_id}
+    Column("message", Text),
+)
+
+edit_conflict = Table(
+    "edit_conflict",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("table_name", String(32), nullable=False),
+    Column("record_id", String(36), nullable=False, index=True),
+    Column("field", String(64), nullable=False),
+    Column("local_value", JSON),
+    Column("source_value_at_edit", JSON),
+    Column("new_source_value", JSON),
+    Column("edited_by", Text),
+    Column("edited_at", DateTime(timezone=True)),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Column("import_run_id", Integer, ForeignKey("import_run.id")),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution", String(16)),  # kept_source | restored_local
+)

@@ -1,0 +1,244 @@
+"""HSDS 3.x import, re-import, local edits and export, end to end on a real database."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from indexer.export import export_datapackage
+from indexer.pipeline import ImportStopped, load
+from indexer.records import HSDS_FIELDS
+from service.db import Database
+from service.directory.edits import apply_local_edit
+from service.directory.tables import edit_conflict, hsds_tables, import_run, service_category
+from tests.conftest import HSDS
+from tests.factories import directory_package
+from tests.hsds_schema import errors as schema_errors
+
+EXAMPLES = sorted(
+    p for version in ("v3.0", "v3.1") for p in (HSDS / version / "examples").glob("*.json")
+    if p.name not in {"base.json"}
+)
+
+
+def count(db: Database, table: str, **where: object) -> int:
+    t = hsds_tables[table]
+    query = select(func.count()).select_from(t)
+    for column, value in where.items():
+        query = query.where(t.c[column] == value)
+    with db.session() as session:
+        return session.execute(query).scalar_one()
+
+
+def one(db: Database, table: str, **where: object) -> dict:
+    t = hsds_tables[table]
+    query = select(t)
+    for column, value in where.items():
+        query = query.where(t.c[column] == value)
+    with db.session() as session:
+        return dict(session.execute(query).mappings().one())
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_every_hsds_example_json_imports(db: Database, path: Path) -> None:
+    report = load(db, path, source="example")
+    assert report.status == "done"
+    document = json.loads(path.read_text())
+    items = document.get("contents", [document]) if isinstance(document, dict) else document
+    # Every top-level object arrives (as its own table) with its given name.
+    for item in items:
+        names = {r["name"] for t in ("service", "organization", "location", "taxonomy_term",
+                                     "taxonomy", "service_at_location")
+                 for r in _all(db, t) if "name" in r}
+        if item.get("name"):
+            assert item["name"] in names
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("version", ["v3.0", "v3.1"])
+def test_hsds_example_csv_package_imports_with_every_table(db: Database, version: str) -> None:
+    folder = HSDS / version / "examples" / "csv"
+    report = load(db, folder, source="example")
+    assert report.status == "done"
+    for table in HSDS_FIELDS:
+        file = next((folder / n for n in _files(table) if (folder / n).exists()), None)
+        if file is None:
+            continue
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            expected = sum(1 for row in csv.DictReader(handle) if any(v.strip() for v in row.values()))
+        assert report.counts[table]["read"] == expected, table
+        stored = count(db, table)
+        # Rows are kept even when a foreign key is broken (the link is dropped and reported).
+        assert stored >= expected - report.counts[table].get("skipped", 0), table
+
+
+def _files(table: str) -> tuple[str, ...]:
+    from indexer.loaders.hsds3 import CSV_FILES
+    return CSV_FILES[table]
+
+
+def _all(db: Database, table: str) -> list[dict]:
+    with db.session() as session:
+        return [dict(r) for r in session.execute(select(hsds_tables[table])).mappings()]
+
+
+@pytest.mark.shared
+def test_known_listing_arrives_complete(db: Database) -> None:
+    load(db, HSDS / "v3.1" / "examples" / "service_full.json", source="example")
+    service = one(db, "service", name="Community Counselling")
+    org = one(db, "organization", id=service["organization_id"])
+    assert org["name"] == "Example Organization Inc."
+    phones = [p for p in _all(db, "phone") if p["service_id"] == service["id"]]
+    assert phones and phones[0]["number"]
+    schedules = [s for s in _all(db, "schedule") if s["service_id"] == service["id"]]
+    assert any(s["freq"] == "WEEKLY" and s["opens_at"] for s in schedules)
+    assert service["minimum_age"] == 12 and service["maximum_age"] == 100
+    assert service["eligibility"]["min_age"] == 12
+    assert service["record_source"] == "example"
+    location = next(r for r in _all(db, "location") if r["latitude"] is not None)
+    assert location["geocode_precision"] == "exact"
+    assert location["time_zone"]
+
+
+def test_report_counts_match_the_files_and_reimport_is_idempotent(db: Database,
+                                                                  tmp_path: Path) -> None:
+    folder = directory_package(12).write(tmp_path / "pkg")
+    first = load(db, folder, source="city")
+    assert first.counts["service"]["new"] == 12
+    assert first.counts["schedule"]["new"] == 12
+    assert count(db, "service") == 12
+    assert first.precision["exact"] == 12
+    again = load(db, folder, source="city")
+    assert again.counts["service"]["unchanged"] == 12
+    assert "new" not in again.counts["service"] and "changed" not in again.counts["service"]
+    assert count(db, "service") == 12
+    with db.session() as session:
+        runs = session.execute(select(import_run.c.status)).scalars().all()
+    assert runs == ["done", "done"]
+
+
+def test_categories_come_from_attributes(db: Database, tmp_path: Path) -> None:
+    folder = directory_package(3).write(tmp_path / "pkg")
+    load(db, folder, source="city")
+    with db.session() as session:
+        pairs = session.execute(select(service_category.c.category_id)).scalars().all()
+    assert pairs == ["1102"] * 3
+
+
+def test_missing_records_are_deactivated_not_deleted(db: Database, tmp_path: Path) -> None:
+    package = directory_package(10)
+    load(db, package.write(tmp_path / "v1"), source="city")
+    smaller = directory_package(9)  # one service fewer: 10% of the source
+    report = load(db, smaller.write(tmp_path / "v2"), source="city")
+    assert report.counts["service"]["deactivated"] == 1
+    assert count(db, "service") == 10
+    assert count(db, "service", is_active=False) == 1
+
+
+def test_truncated_export_stops_before_mass_deactivation(db: Database, tmp_path: Path) -> None:
+    load(db, directory_package(10).write(tmp_path / "v1"), source="city")
+    with pytest.raises(ImportStopped) as stopped:
+        load(db, directory_package(3).write(tmp_path / "v2"), source="city")
+    assert "would deactivate 7 of 10" in stopped.value.report.message
+    assert count(db, "service", is_active=True) == 10
+    forced = load(db, tmp_path / "v2", source="city", force=True)
+    assert forced.counts["service"]["deactivated"] == 7
+
+
+def test_loading_one_source_never_deactivates_another(db: Database, tmp_path: Path) -> None:
+    load(db, directory_package(5, prefix="a").write(tmp_path / "a"), source="county")
+    load(db, directory_package(5, prefix="b").write(tmp_path / "b"), source="state")
+    assert count(db, "service", is_active=True) == 10
+
+
+def test_local_edit_survives_reimport_until_the_source_changes_it(db: Database,
+                                                                  tmp_path: Path) -> None:
+    package = directory_package(5)
+    load(db, package.write(tmp_path / "v1"), source="city")
+    target = one(db, "service", record_source_id="svc1")
+    with db.session(write=True) as session:
+        apply_local_edit(session, table="service", record_id=target["id"],
+                         changes={"description": "Open to everyone; bring a bag"},
+                         edited_by="partner:alice")
+    # Same export again: the partner's edit stays.
+    load(db, tmp_path / "v1", source="city")
+    assert one(db, "service", id=target["id"])["description"] == "Open to everyone; bring a bag"
+    # The source changes another field: the edit stays, the other change arrives.
+    package.rows["service"][1]["name"] = "Food Pantry One"
+    load(db, package.write(tmp_path / "v2"), source="city")
+    row = one(db, "service", id=target["id"])
+    assert row["description"] == "Open to everyone; bring a bag"
+    assert row["name"] == "Food Pantry One"
+    # The source changes the edited field itself: its value wins and an admin sees the conflict.
+    package.rows["service"][1]["description"] = "Groceries twice a week"
+    load(db, package.write(tmp_path / "v3"), source="city")
+    assert one(db, "service", id=target["id"])["description"] == "Groceries twice a week"
+    with db.session() as session:
+        conflicts = session.execute(select(edit_conflict)).mappings().all()
+    assert len(conflicts) == 1
+    assert conflicts[0]["field"] == "description"
+    assert conflicts[0]["local_value"] == "Open to everyone; bring a bag"
+    assert conflicts[0]["new_source_value"] == "Groceries twice a week"
+    assert conflicts[0]["edited_by"] == "partner:alice"
+
+
+def test_export_round_trip_gives_the_same_directory(db: Database, tmp_path: Path) -> None:
+    package = directory_package(6)
+    package.rows["location"][2]["latitude"] = ""
+    package.rows["location"][2]["longitude"] = ""  # geocoded from its ZIP
+    package.rows["location"][3]["x_is_confidential"] = "true"
+    load(db, package.write(tmp_path / "pkg"), source="city")
+    load(db, HSDS / "v3.1" / "examples" / "service_full.json", source="example")
+    out = tmp_path / "export"
+    counts = export_datapackage(db, out)
+    assert counts["service"] == 7
+
+    # Every exported object validates against HSDS 3.1 (with the 3.1.1 patches).
+    services = json.loads((out / "services.json").read_text())
+    assert len(services) == 7
+    for doc in services:
+        assert schema_errors("service", doc) == []
+    with open(out / "locations.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            loc = {k: v for k, v in row.items() if v != "" and not k.startswith("x_")}
+            for k in ("latitude", "longitude"):
+                if k in loc:
+                    loc[k] = float(loc[k])
+            assert schema_errors("location", loc) == []
+
+    # Confidential: no street address leaves the directory, and the point is coarse.
+    confidential = one(db, "location", record_source_id="loc3")
+    assert round(confidential["latitude"], 2) == confidential["latitude"]
+    exported = (out / "addresses.csv").read_text()
+    assert "103 Main St NW" not in exported
+
+    # Import the export into an empty directory: the same rows, field by field.
+    other = Database(f"sqlite:///{tmp_path / 'copy.db'}")
+    other.migrate()
+    load(other, out, source="copy")
+    for table in HSDS_FIELDS:
+        left = {r["id"]: _comparable(r) for r in _all(db, table)}
+        right = {r["id"]: _comparable(r) for r in _all(other, table)}
+        assert left == right, table
+    with db.session() as a, other.session() as b:
+        cat_a = sorted(a.execute(select(service_category)).all())
+        cat_b = sorted(b.execute(select(service_category)).all())
+    assert cat_a == cat_b
+    other.dispose()
+
+
+def _comparable(row: dict) -> dict:
+    return {k: v for k, v in row.items()
+            if k not in ("row_hash", "created_at", "updated_at")}
+
+
+def test_dry_run_writes_nothing(db: Database, tmp_path: Path) -> None:
+    report = load(db, directory_package(4).write(tmp_path / "pkg"), source="city", dry_run=True)
+    assert report.status == "dry_run"
+    assert report.counts["service"]["new"] == 4
+    assert count(db, "service") == 0
