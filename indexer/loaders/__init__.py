@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from indexer.records import Problems, SourceRow
@@ -42,21 +43,32 @@ def find_loader(path: Path, format: str | None = None) -> Loader:
             if format:
                 raise UnknownFormat(f"unknown format {format!r}") from exc
             continue
-        found = module.detect(path)
-        if not found and not format:
-            continue
         if module_name == "flat":
-            mapping = found if found else None
+            mapping = _flat_mapping(module, path, name)
             if mapping is None:
-                raise UnknownFormat(f"{path}: no flat-list mapping matches this file")
+                if format:
+                    raise UnknownFormat(f"{path}: no flat-list mapping matches this file")
+                continue
             return Loader(
                 "flat:" + mapping.source,
-                lambda p, problems, m=mapping: module.read(p, problems, mapping=m),
+                lambda p, problems, m=mapping, read=module.read: read(p, problems, mapping=m),
                 mapping.source,
             )
+        if not module.detect(path) and not format:
+            continue
         return Loader(module.FORMAT, module.read, _source_name(path))
     raise UnknownFormat(f"{path}: format not recognised; name one with --format "
                         f"({', '.join(FORMATS)})")
+
+
+def _flat_mapping(module: Any, path: Path, name: str) -> Any:
+    """The mapping named in `flat:SOURCE`, or the one whose columns match the file."""
+    if ":" in name:
+        try:
+            return module.get_mapping(name.split(":", 1)[1])
+        except (KeyError, ValueError) as exc:
+            raise UnknownFormat(f"no flat-list mapping named {name.split(':', 1)[1]!r}") from exc
+    return module.detect(path)
 
 
 def _source_name(path: Path) -> str:
