@@ -285,5 +285,5 @@ class Normalizer:
 
 
 def _hash(row: dict[str, Any]) -> str:
-    content = json.dumps(row, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.md5(content.encode()).hexdigest()
+    # Rows of one table are built in one fixed key order, so repr() is a stable fingerprint.
+    return hashlib.md5(repr(sorted(row.items())).encode()).hexdigest()

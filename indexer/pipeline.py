@@ -25,7 +25,7 @@ from indexer.apply import Applier
 from indexer.loaders import find_loader
 from indexer.normalize import Normalizer
 from indexer.records import FOREIGN_KEYS, RECORD_TABLES, Problem, Problems
-from indexer.staging import STAGED_TABLES, Stage, columns_of, to_sql_value
+from indexer.staging import STAGED_TABLES, Stage, columns_of, needs_conversion, to_sql_value
 from service.db import Database
 from service.directory.tables import import_run
 
@@ -176,7 +176,12 @@ def _fill_stage(stage: Stage, rows: Any, normalizer: Normalizer, report: RunRepo
                 progress: Progress | None) -> None:
     buffers: dict[str, list[tuple]] = {name: [] for name in STAGED_TABLES}
     column_lists = {name: columns_of(name) for name in STAGED_TABLES}
-    types = {name: [c.type for c in STAGED_TABLES[name].columns] for name in STAGED_TABLES}
+    # Only JSON, date-time and boolean columns need converting for SQLite; the rest pass as is.
+    converters = {
+        name: [(i, c.type) for i, c in enumerate(STAGED_TABLES[name].columns)
+               if needs_conversion(c.type)]
+        for name in STAGED_TABLES
+    }
     seen = 0
 
     def flush(table: str) -> None:
@@ -192,14 +197,14 @@ def _fill_stage(stage: Stage, rows: Any, normalizer: Normalizer, report: RunRepo
             continue
         for table, values in enrich.expand_row(source_row.table, normalized, source_row,
                                                report.problems):
-            if table == "service_category":
-                buffers[table].append(tuple(values[c] for c in column_lists[table]))
-            else:
-                cols = column_lists[table]
-                buffers[table].append(tuple(
-                    to_sql_value(t, values.get(c)) for c, t in zip(cols, types[table],
-                                                                   strict=True)
-                ) + (source_row.file, source_row.line, source_row.path))
+            get = values.get
+            row = [get(c) for c in column_lists[table]]
+            for i, column_type in converters[table]:
+                if row[i] is not None:
+                    row[i] = to_sql_value(column_type, row[i])
+            if table != "service_category":
+                row += (source_row.file, source_row.line, source_row.path)
+            buffers[table].append(row)
             if len(buffers[table]) >= BATCH:
                 flush(table)
         if progress and seen % 20000 == 0:
@@ -230,6 +235,13 @@ def _check_duplicates(stage: Stage, report: RunReport) -> None:
                                       source_id=source_id)
                 report.count(table, "duplicate")
         if dupes:
+            # Nested JSON links one object from several parents: keep every link it was given.
+            for fk in FOREIGN_KEYS.get(table, {}):
+                stage.execute(
+                    f"UPDATE {table} SET {fk} = (SELECT d.{fk} FROM {table} d WHERE d.id = "
+                    f"{table}.id AND d.{fk} IS NOT NULL AND d._path IS NOT NULL LIMIT 1) "
+                    f"WHERE {fk} IS NULL AND _path IS NOT NULL AND id IN (SELECT id FROM "
+                    f"{table} GROUP BY id HAVING count(*) > 1)")
             stage.execute(f"DELETE FROM {table} WHERE rowid NOT IN (SELECT min(rowid) FROM "
                           f"{table} GROUP BY id)")
 

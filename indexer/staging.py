@@ -42,6 +42,11 @@ def to_sql_value(column_type: Any, value: Any) -> Any:
     return value
 
 
+def needs_conversion(column_type: Any) -> bool:
+    """True for the column types `to_sql_value` changes (the rest pass as they are)."""
+    return isinstance(column_type, (JSON, DateTime, Boolean))
+
+
 class Stage:
     """A temporary SQLite file holding one import's rows."""
 

@@ -269,7 +269,7 @@ def _guess_table(item: Any) -> str | None:
     keys = set(item)
     if "service_at_locations" in keys or "status" in keys or "eligibility_description" in keys:
         return "service"
-    if {"service", "location"} & keys and "service_id" in keys | {"service"}:
+    if isinstance(item.get("service"), dict) or isinstance(item.get("location"), dict):
         return "service_at_location"
     if "service_id" in keys and "location_id" in keys and "name" not in keys:
         return "service_at_location"

@@ -104,6 +104,9 @@ def full_services(conn: Connection | Session, service_ids: list[str]) -> list[di
                            ("schedules", "schedule"), ("languages", "language"),
                            ("accessibility", "accessibility"))
     }
+    unit_ids = {c["unit_id"] for rows in children["capacities"].values() for c in rows
+                if c["unit_id"]}
+    units = {k: v[0] for k, v in _rows(conn, "unit", "id", unit_ids).items()}
     attributes = _rows(conn, "attribute", "link_id", services)
     term_ids = {a["taxonomy_term_id"] for rows in attributes.values() for a in rows
                 if a["taxonomy_term_id"]}
@@ -132,6 +135,10 @@ def full_services(conn: Connection | Session, service_ids: list[str]) -> list[di
         for key, grouped in children.items():
             table = _CHILD_TABLES[key]
             doc[key] = [to_hsds(table, r) for r in grouped.get(sid, [])]
+        for capacity, row_ in zip(doc["capacities"], children["capacities"].get(sid, []),
+                                  strict=True):
+            if row_["unit_id"] in units:
+                capacity["unit"] = to_hsds("unit", units[row_["unit_id"]])
         doc["attributes"] = []
         for a in attributes.get(sid, []):
             attribute = to_hsds("attribute", a)

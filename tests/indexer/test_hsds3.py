@@ -89,7 +89,7 @@ def _all(db: Database, table: str) -> list[dict]:
 
 @pytest.mark.shared
 def test_known_listing_arrives_complete(db: Database) -> None:
-    load(db, HSDS / "v3.1" / "examples" / "service_full.json", source="example")
+    report = load(db, HSDS / "v3.1" / "examples" / "service_full.json", source="example")
     service = one(db, "service", name="Community Counselling")
     org = one(db, "organization", id=service["organization_id"])
     assert org["name"] == "Example Organization Inc."
@@ -100,9 +100,10 @@ def test_known_listing_arrives_complete(db: Database) -> None:
     assert service["minimum_age"] == 12 and service["maximum_age"] == 100
     assert service["eligibility"]["min_age"] == 12
     assert service["record_source"] == "example"
-    location = next(r for r in _all(db, "location") if r["latitude"] is not None)
-    assert location["geocode_precision"] == "exact"
-    assert location["time_zone"]
+    # The example's location says latitude 100: reported, and the location kept unplaced.
+    bad = next(p for p in report.problems.errors if p.field == "latitude")
+    assert "out of range (100.0, 101.0)" in bad.why
+    assert [r["latitude"] for r in _all(db, "location")] == [None]
 
 
 def test_report_counts_match_the_files_and_reimport_is_idempotent(db: Database,

@@ -1,0 +1,83 @@
+"""`make bench`: import and (later) search figures, printed side by side.
+
+Import: the HSDS 3.1 package of `../shared/bench/scale_hsds.py` (408,170 locations by default)
+loaded into a fresh SQLite directory with the offline geocoder, in a child process so its peak
+memory is its own. Prints services per second and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_package(shared: Path, n: int, out: Path) -> Path:
+    """Generate the scale package once (it is deterministic) and reuse it."""
+    folder = out / f"scale-{n}"
+    if not (folder / "datapackage.json").exists():
+        subprocess.run([sys.executable, str(shared / "bench" / "scale_hsds.py"),
+                        str(shared / "datasets"), str(folder), str(n)], check=True)
+    return folder
+
+
+def import_once(package: Path, db_path: Path) -> dict:
+    """Import `package` into a new SQLite file in this process; return the figures."""
+    from indexer.pipeline import load
+    from service.db import Database
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    db = Database(f"sqlite:///{db_path}")
+    db.migrate()
+    started = time.perf_counter()
+    report = load(db, package, source="bench")
+    seconds = time.perf_counter() - started
+    services = report.counts["service"]["read"]
+    started = time.perf_counter()
+    again = load(db, package, source="bench")
+    reimport = time.perf_counter() - started
+    db.dispose()
+    return {
+        "services": services,
+        "seconds": round(seconds, 1),
+        "services_per_second": round(services / seconds),
+        "reimport_unchanged_seconds": round(reimport, 1),
+        "unchanged": again.counts["service"].get("unchanged", 0),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "precision": dict(report.precision),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--n", type=int, default=408170, help="locations in the scale package")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(import_once(args.child, args.out / "import.db")))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    package = ensure_package(args.shared, args.n, args.out)
+    result = subprocess.run([sys.executable, "-m", "bench.run", "--out", str(args.out),
+                             "--child", str(package)], cwd=ROOT, check=True,
+                            capture_output=True, text=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"import of {package.name} (HSDS 3.1 CSV, offline geocoding, SQLite):")
+    print(f"  {figures['services']:,} services in {figures['seconds']} s = "
+          f"{figures['services_per_second']:,} services/s (target 5,000)")
+    print(f"  re-import of the same package: {figures['reimport_unchanged_seconds']} s, "
+          f"{figures['unchanged']:,} services unchanged")
+    print(f"  peak memory {figures['peak_rss_mb']:,} MB; precision {figures['precision']}")
+
+
+if __name__ == "__main__":
+    main()
