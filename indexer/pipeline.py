@@ -139,6 +139,7 @@ def load(
         _check_duplicates(stage, report)
         _check_references(stage, report)
         enrich.enrich_stage(stage, report, geocoder=geocoder, progress=progress)
+        _count_service_states(stage, report)
         if progress:
             progress("applying", 0)
         with Applier(db, stage, sorted(normalizer.sources_seen)) as applier:
@@ -275,6 +276,17 @@ def _check_references(stage: Stage, report: RunReport) -> None:
                                       "refer to missing records", table=table)
             report.count(table, flag, len(rows))
             stage.execute(f"UPDATE {table} SET {fk} = NULL WHERE {missing_sql}")
+
+
+def _count_service_states(stage: Stage, report: RunReport) -> None:
+    """How many imported services are hidden, inactive or not to be referred to."""
+    hidden, inactive, not_referable = next(stage.query(
+        "SELECT coalesce(sum(is_hidden = 1), 0), coalesce(sum(status = 'inactive'), 0), "
+        "coalesce(sum(is_referable = 0), 0) FROM service"))
+    for outcome, n in (("hidden", hidden), ("inactive", inactive),
+                       ("not_referable", not_referable)):
+        if n:
+            report.count("service", outcome, n)
 
 
 def _guard_deactivation(plan: Any, report: RunReport, force: bool) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from indexer.records import Problems, SourceRow
 
 # Tried in this order when detecting; the more specific formats come first.
-FORMATS = ("hsds3", "flat")
+FORMATS = ("hsds3", "hsds1", "ohana", "airs", "flat")
 
 
 @dataclass(frozen=True)
