@@ -169,6 +169,8 @@ def load(
         raise
     finally:
         stage.close()
+    from service.search.service import refresh_index
+    report.count("search", "indexed", refresh_index(db, report.changed_service_ids))
     _finish_run(db, report)
     return report
 

@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from service import errors, pages
+from service.cli import make_geocoder
 from service.config import Settings, get_settings
 from service.db import Database
 from service.directory import api as directory_api
+from service.search import api as search_api
+from service.search.service import make_backend
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,6 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.migrate()
         app.state.db = db
         app.state.settings = settings
+        app.state.search = make_backend(settings, db)
+        app.state.geocoder = make_geocoder(settings)
         try:
             yield
         finally:
@@ -46,5 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(directory_api.router)
+    app.include_router(search_api.router)
     app.include_router(pages.router)
     return app

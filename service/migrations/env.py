@@ -9,10 +9,16 @@ from service.directory.tables import metadata
 config = context.config
 
 
+def _include_name(name, type_, parent_names) -> bool:  # noqa: ANN001
+    """The search index's tables belong to the search backend, not to the migrations."""
+    return not (type_ == "table" and name and ("search_" in name or name.startswith("sqlite_")))
+
+
 def _run(connection) -> None:  # noqa: ANN001
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=_include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -1,0 +1,99 @@
+"""The search API: the case manager's question in, ranked and explained services out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from service.deps import SessionDep, SettingsDep
+from service.directory.categories import category_tree
+from service.search import service as search_service
+from service.search.schemas import ClientProfile, SearchQuery, SearchResponse, Suggestion
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+def get_backend(request: Request):  # noqa: ANN201
+    """The app's search engine."""
+    return request.app.state.search
+
+
+def get_geocoder(request: Request):  # noqa: ANN201
+    """The app's geocoder (offline unless an admin enabled an online one)."""
+    return request.app.state.geocoder
+
+
+BackendDep = Annotated[object, Depends(get_backend)]
+GeocoderDep = Annotated[object, Depends(get_geocoder)]
+
+
+@router.get("/search", response_model=SearchResponse, summary="Search services")
+def search_get(
+    backend: BackendDep,
+    geocoder: GeocoderDep,
+    settings: SettingsDep,
+    q: Annotated[str | None, Query(max_length=300, description="The need, in words.")] = None,
+    category: Annotated[list[str], Query(max_length=20, description="Category ids.")] = [],  # noqa: B006
+    near: Annotated[str | None, Query(max_length=200, description="Address, ZIP, 'City, ST' "
+                                      "or 'lat,lon'.")] = None,
+    radius_mi: Annotated[float, Query(gt=0, le=250, description="Radius in miles.")] = 10.0,
+    age: Annotated[int | None, Query(ge=0, le=130, description="Client's age.")] = None,
+    gender: Annotated[str | None, Query(max_length=32, description="Client's gender.")] = None,
+    language: Annotated[str | None, Query(max_length=32,
+                                          description="Client's language.")] = None,
+    insurance: Annotated[list[str], Query(max_length=10, description="Client's cover.")] = [],  # noqa: B006
+    open_now: Annotated[bool, Query(description="Only places open now.")] = False,
+    cost: Annotated[list[Literal["free", "sliding_scale", "insurance"]], Query()] = [],  # noqa: B006
+    sort: Annotated[Literal["relevance", "distance"], Query()] = "relevance",
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 10,
+    near_misses: Annotated[bool, Query(description="Also list near misses.")] = False,
+) -> SearchResponse:
+    """Services for a need near a place, best first, each with reasons and cautions."""
+    query = SearchQuery(
+        q=q, categories=category, near=near, radius_mi=radius_mi,
+        client=ClientProfile(age=age, gender=gender, language=language, insurance=insurance),
+        open_now=open_now, cost=cost, sort=sort, page=page, per_page=per_page,
+        include_near_misses=near_misses)
+    return search_service.search(backend, geocoder, query, demo_notice=settings.demo_notice)
+
+
+@router.post("/search", response_model=SearchResponse, summary="Search with a full profile")
+def search_post(query: SearchQuery, backend: BackendDep, geocoder: GeocoderDep,
+                settings: SettingsDep) -> SearchResponse:
+    """The same search, with the whole client profile and every filter in a JSON body."""
+    return search_service.search(backend, geocoder, query, demo_notice=settings.demo_notice)
+
+
+@router.get("/suggest", response_model=list[Suggestion], summary="Type-ahead")
+def suggest(backend: BackendDep,
+            q: Annotated[str, Query(min_length=1, max_length=100)]) -> list[Suggestion]:
+    """Categories and service names that start with what was typed."""
+    if backend is None:
+        from service.errors import Unavailable
+        raise Unavailable("search is not available: no search backend is configured")
+    return backend.suggest(q)
+
+
+@router.get("/categories", summary="The category tree with service counts")
+def categories(session: SessionDep) -> list[dict]:
+    """Every need category, nested, with how many active services it and its children have."""
+    from sqlalchemy import func, select
+
+    from service.directory.tables import service, service_category
+
+    counts = dict(session.execute(
+        select(service_category.c.category_id, func.count())
+        .join(service, service.c.id == service_category.c.service_id)
+        .where(service.c.is_active).where(~service.c.is_hidden)
+        .group_by(service_category.c.category_id)).all())
+    tree = category_tree()
+
+    def node(cid: str) -> dict:
+        children = [node(c.id) for c in tree.children(cid)]
+        own = counts.get(cid, 0)
+        return {"id": cid, "slug": tree[cid].slug, "name": tree[cid].name,
+                "count": own + sum(c["count"] for c in children), "children": children}
+
+    return [node(c.id) for c in tree.roots()]

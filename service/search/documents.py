@@ -1,0 +1,297 @@
+"""Search documents: one per service at a location, plus one per area-wide service without a
+walk-in site. Built from the directory's records; both engines index the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
+
+from service.directory.categories import category_tree
+from service.directory.schedules import rule_from_hsds, weekly_open_slots
+from service.directory.tables import hsds_tables, organization, service, service_category
+from service.search import geo
+
+SEARCHABLE_STATUSES = ("active", "temporarily closed")
+BATCH = 1000
+
+t_sal = hsds_tables["service_at_location"]
+t_loc = hsds_tables["location"]
+t_addr = hsds_tables["address"]
+t_phone = hsds_tables["phone"]
+t_sched = hsds_tables["schedule"]
+t_lang = hsds_tables["language"]
+t_area = hsds_tables["service_area"]
+t_cost = hsds_tables["cost_option"]
+t_access = hsds_tables["accessibility"]
+
+
+@dataclass
+class SearchDocument:
+    """Everything search needs about one service at one place, denormalised."""
+
+    key: str  # the service_at_location id, or "area:<service id>"
+    service_id: str
+    sal_id: str | None
+    location_id: str | None
+    name: str
+    organization: str | None
+    description: str
+    categories: list[str]
+    lat: float | None
+    lon: float | None
+    precision: str | None
+    is_confidential: bool
+    time_zone: str | None
+    address: dict[str, Any]
+    phones: list[dict[str, Any]]
+    languages: list[str]
+    cost: list[str]
+    eligibility: dict[str, Any] | None
+    coverage: list[dict[str, Any]]
+    schedules: list[dict[str, Any]]
+    hours_known: bool
+    open_hours: str  # 168 chars, "1" where the place may be open that hour of the week
+    open_certain: str  # 168 chars, "1" where it is surely open all that hour
+    capacity_status: str | None
+    capacity_updated_at: datetime | None
+    verified_at: datetime | None
+    updated_at: datetime | None
+    status: str
+    is_referable: bool
+    accessibility: list[str]
+    source: str
+    source_id: str
+    location_source_id: str | None
+    area_tokens: list[str] = field(default_factory=list)
+
+    def tags(self) -> str:
+        """The place and category tokens of the document."""
+        tree = category_tree()
+        tokens = set()
+        for cid in self.categories:
+            tokens.add(f"c{cid}")
+            for ancestor in tree.ancestors(cid) if cid in tree else []:
+                tokens.add(f"c{ancestor.id}")
+        if self.lat is not None and self.lon is not None:
+            tokens.update(geo.point_tokens(self.lat, self.lon))
+        tokens.update(self.area_tokens)
+        return " ".join(sorted(tokens))
+
+    def body(self) -> str:
+        """The searchable text besides name and organization."""
+        tree = category_tree()
+        names = [tree[c].name for c in self.categories if c in tree]
+        return " ".join(filter(None, [self.description, " ".join(names)]))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _grouped(conn: Connection | Session, table: Any, column: str,
+             ids: Iterable[str]) -> dict[str, list[Any]]:
+    ids = list(set(ids))
+    out: dict[str, list[Any]] = defaultdict(list)
+    for start in range(0, len(ids), 900):
+        for row in conn.execute(select(table).where(table.c[column].in_(ids[start:start + 900]))
+                                .order_by(table.c.record_source_id)).mappings():
+            out[row[column]].append(row)
+    return out
+
+
+def _languages(rows: list[Any]) -> list[str]:
+    out = []
+    for r in rows:
+        for value in (r["code"], r["name"]):
+            if value:
+                out.append(value.strip().lower())
+    return sorted(set(out))
+
+
+def _cost(svc: Any, costs: list[Any], eligibility: dict[str, Any] | None) -> list[str]:
+    text = " ".join(filter(None, [svc["fees_description"], svc["fees"]])).lower()
+    tags = set()
+    if any(w in text for w in ("free", "no fee", "no charge", "no cost")) or any(
+            c["amount"] == 0 for c in costs if c["amount"] is not None):
+        tags.add("free")
+    if "sliding" in text:
+        tags.add("sliding_scale")
+    insurance = set((eligibility or {}).get("insurance") or [])
+    for word in ("medicaid", "medicare", "insurance", "tricare"):
+        if word in text:
+            insurance.add("private" if word == "insurance" else word)
+    if insurance - {"free", "sliding_scale", "uninsured"}:
+        tags.add("insurance")
+    tags.update(i for i in insurance if i not in ("free",))
+    if "free" in insurance:
+        tags.add("free")
+    if "sliding_scale" in insurance:
+        tags.add("sliding_scale")
+    return sorted(tags)
+
+
+def _coverage_tokens(coverage: dict[str, Any]) -> list[str]:
+    tokens = []
+    if coverage.get("kind") == "nation":
+        tokens.append(geo.area_token("nation"))
+    for state in coverage.get("states") or []:
+        tokens.append(geo.area_token("state", state))
+    for county in coverage.get("counties") or []:
+        name, state = (county if isinstance(county, (list, tuple)) else (county, ""))
+        tokens.append(geo.area_token("county", state, name))
+    for city in coverage.get("cities") or []:
+        name, state = (city if isinstance(city, (list, tuple)) else (city, ""))
+        tokens.append(geo.area_token("city", state, name))
+    for code in coverage.get("postal_codes") or []:
+        tokens.append(geo.area_token("zip", code))
+    return tokens
+
+
+def _slots(rules: list[Any]) -> tuple[bool, str, str]:
+    if not rules:
+        return False, "0" * 168, "0" * 168
+    slots = weekly_open_slots(rules)
+    hours = "".join("1" if b in slots.hours else "0" for b in range(168))
+    certain = "".join("1" if b in slots.certain and not slots.date_limited else "0"
+                      for b in range(168))
+    return slots.known, hours, certain
+
+
+def _rules(rows: list[Any]) -> list[Any]:
+    rules = []
+    for row in rows:
+        try:
+            rule = rule_from_hsds(dict(row))
+        except ValueError:
+            continue
+        if rule.opens_at is not None or rule.is_closure or rule.has_recurrence:
+            rules.append(rule)
+    return rules
+
+
+def build_documents(conn: Connection | Session, service_ids: list[str]) -> Iterator[
+        SearchDocument]:
+    """The documents of these services (none for services that are not searchable)."""
+    for start in range(0, len(service_ids), BATCH):
+        yield from _build_batch(conn, service_ids[start:start + BATCH])
+
+
+def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchDocument]:
+    services = conn.execute(
+        select(service, organization.c.name.label("org_name"))
+        .outerjoin(organization, organization.c.id == service.c.organization_id)
+        .where(service.c.id.in_(ids))
+        .where(service.c.is_active).where(~service.c.is_hidden)
+        .where(service.c.status.in_(SEARCHABLE_STATUSES))).mappings().all()
+    if not services:
+        return
+    sids = [s["id"] for s in services]
+    categories: dict[str, list[str]] = defaultdict(list)
+    for sid, cid in conn.execute(select(service_category.c.service_id,
+                                        service_category.c.category_id)
+                                 .where(service_category.c.service_id.in_(sids))):
+        categories[sid].append(cid)
+    sals = _grouped(conn, t_sal, "service_id", sids)
+    loc_ids = [s["location_id"] for rows in sals.values() for s in rows if s["location_id"]]
+    locations = {k: v[0] for k, v in _grouped(conn, t_loc, "id", loc_ids).items()}
+    addresses = _grouped(conn, t_addr, "location_id", loc_ids)
+    svc_phones = _grouped(conn, t_phone, "service_id", sids)
+    loc_phones = _grouped(conn, t_phone, "location_id", loc_ids)
+    svc_sched = _grouped(conn, t_sched, "service_id", sids)
+    loc_sched = _grouped(conn, t_sched, "location_id", loc_ids)
+    sal_sched = _grouped(conn, t_sched, "service_at_location_id",
+                         [s["id"] for rows in sals.values() for s in rows])
+    svc_lang = _grouped(conn, t_lang, "service_id", sids)
+    loc_lang = _grouped(conn, t_lang, "location_id", loc_ids)
+    areas = _grouped(conn, t_area, "service_id", sids)
+    costs = _grouped(conn, t_cost, "service_id", sids)
+    access = _grouped(conn, t_access, "location_id", loc_ids)
+
+    for svc in services:
+        sid = svc["id"]
+        eligibility = _json(svc["eligibility"])
+        cost = _cost(svc, costs.get(sid, []), eligibility)
+        coverage = [c for c in (_json(a["coverage"]) for a in areas.get(sid, [])) if c]
+        common = dict(
+            service_id=sid, name=svc["name"], organization=svc["org_name"],
+            description=(svc["description"] or "")[:2000],
+            categories=sorted(categories.get(sid, [])), eligibility=eligibility, cost=cost,
+            coverage=coverage, verified_at=svc["verified_at"], updated_at=svc["updated_at"],
+            status=svc["status"], is_referable=bool(svc["is_referable"]),
+            source=svc["record_source"], source_id=svc["record_source_id"],
+        )
+        site_rows = [s for s in sals.get(sid, []) if s["is_active"]
+                     and s["location_id"] in locations
+                     and locations[s["location_id"]]["is_active"]]
+        for sal in site_rows:
+            loc = locations[sal["location_id"]]
+            addr = next((a for a in addresses.get(loc["id"], [])
+                         if (a["address_type"] or "physical") != "postal"),
+                        (addresses.get(loc["id"]) or [None])[0])
+            address = {}
+            if addr is not None:
+                address = {"address_1": None if loc["is_confidential"] else addr["address_1"],
+                           "address_2": None if loc["is_confidential"] else addr["address_2"],
+                           "city": addr["city"], "state": addr["state_province"],
+                           "postal_code": addr["postal_code"]}
+            schedule_rows = (sal_sched.get(sal["id"]) or svc_sched.get(sid)
+                             or loc_sched.get(loc["id"]) or [])
+            rules = _rules(schedule_rows)
+            known, hours, certain = _slots(rules)
+            phones = [{"number": p["number"], "extension": p["extension"], "type": p["type"]}
+                      for p in (svc_phones.get(sid, []) + loc_phones.get(loc["id"], []))]
+            yield SearchDocument(
+                key=sal["id"], sal_id=sal["id"], location_id=loc["id"],
+                lat=loc["latitude"], lon=loc["longitude"], precision=loc["geocode_precision"],
+                is_confidential=bool(loc["is_confidential"]), time_zone=loc["time_zone"],
+                address=address, phones=_dedupe_phones(phones),
+                languages=_languages(svc_lang.get(sid, []) + loc_lang.get(loc["id"], [])),
+                schedules=[_plain_row(r) for r in schedule_rows], hours_known=known,
+                open_hours=hours, open_certain=certain,
+                capacity_status=sal["capacity_status"],
+                capacity_updated_at=sal["capacity_updated_at"],
+                accessibility=[a["description"] or a["details"] or "" for a in
+                               access.get(loc["id"], [])],
+                location_source_id=loc["record_source_id"],
+                area_tokens=[t for c in coverage for t in _coverage_tokens(c)],
+                **common,
+            )
+        if not site_rows and coverage:
+            rules = _rules(svc_sched.get(sid, []))
+            known, hours, certain = _slots(rules)
+            phones = [{"number": p["number"], "extension": p["extension"], "type": p["type"]}
+                      for p in svc_phones.get(sid, [])]
+            yield SearchDocument(
+                key=f"area:{sid}", sal_id=None, location_id=None, lat=None, lon=None,
+                precision=None, is_confidential=False, time_zone=None, address={},
+                phones=_dedupe_phones(phones), languages=_languages(svc_lang.get(sid, [])),
+                schedules=[_plain_row(r) for r in svc_sched.get(sid, [])], hours_known=known,
+                open_hours=hours, open_certain=certain, capacity_status=None,
+                capacity_updated_at=None, accessibility=[], location_source_id=None,
+                area_tokens=[t for c in coverage for t in _coverage_tokens(c)],
+                **common,
+            )
+
+
+def _dedupe_phones(phones: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for p in phones:
+        if p["number"] not in seen:
+            seen.add(p["number"])
+            out.append(p)
+    return out[:5]
+
+
+def _plain_row(row: Any) -> dict[str, Any]:
+    keep = ("freq", "interval", "byday", "bymonthday", "byweekno", "byyearday", "dtstart",
+            "until", "count", "wkst", "valid_from", "valid_to", "opens_at", "closes_at",
+            "description", "is_closure")
+    return {k: row[k] for k in keep if row[k] is not None}

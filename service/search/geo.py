@@ -1,0 +1,100 @@
+"""Place tokens for the search index: geohash cells as numbers, and coverage areas.
+
+Each document carries the cells of its point at several precisions, and area-wide services carry
+the areas they cover, as plain tokens in the full-text index. A query then asks for its text
+AND any of the cells covering the search circle (or any area containing the client), so one
+FTS5 MATCH intersects need and place inside the index, before any row is read.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+PRECISIONS = (2, 3, 4, 5, 6)
+EARTH_MI = 3958.8
+
+
+def cell(lat: float, lon: float, precision: int) -> int:
+    """The geohash cell of a point as an integer (5 bits per geohash character)."""
+    bits = 5 * precision
+    lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
+    value = 0
+    for i in range(bits):
+        if i % 2 == 0:
+            mid = (lon_lo + lon_hi) / 2
+            bit = lon >= mid
+            lon_lo, lon_hi = (mid, lon_hi) if bit else (lon_lo, mid)
+        else:
+            mid = (lat_lo + lat_hi) / 2
+            bit = lat >= mid
+            lat_lo, lat_hi = (mid, lat_hi) if bit else (lat_lo, mid)
+        value = (value << 1) | int(bit)
+    return value
+
+
+def cell_token(precision: int, value: int) -> str:
+    """The index token of a cell, digits only so no stemmer touches it."""
+    return f"h{precision}x{value}"
+
+
+def point_tokens(lat: float, lon: float) -> list[str]:
+    """Tokens of a document's point at every indexed precision."""
+    return [cell_token(p, cell(lat, lon, p)) for p in PRECISIONS]
+
+
+def _cell_size(precision: int) -> tuple[float, float]:
+    bits = 5 * precision
+    lon_bits = (bits + 1) // 2
+    lat_bits = bits // 2
+    return 180.0 / 2 ** lat_bits, 360.0 / 2 ** lon_bits
+
+
+def cover(lat: float, lon: float, radius_mi: float, *, max_cells: int = 24) -> list[str]:
+    """Tokens of the finest cells (at most `max_cells`) covering the circle's bounding box."""
+    dlat = radius_mi / 69.0
+    dlon = radius_mi / max(1e-6, 69.0 * math.cos(math.radians(lat)))
+    south, north = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+    west, east = lon - dlon, lon + dlon
+    for precision in reversed(PRECISIONS):
+        h, w = _cell_size(precision)
+        rows = math.floor(north / h) - math.floor(south / h) + 1
+        cols = math.floor(east / w) - math.floor(west / w) + 1
+        if rows * cols <= max_cells or precision == PRECISIONS[0]:
+            tokens = set()
+            y = south
+            while True:
+                x = west
+                while True:
+                    tokens.add(cell_token(precision, cell(min(y, 89.999999), _wrap(x),
+                                                          precision)))
+                    if x >= east:
+                        break
+                    x = min(east, x + w)
+                if y >= north:
+                    break
+                y = min(north, y + h)
+            return sorted(tokens)
+    return []
+
+
+def _wrap(lon: float) -> float:
+    return ((lon + 180.0) % 360.0) - 180.0
+
+
+def distance_mi(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in miles."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_MI * math.asin(min(1.0, math.sqrt(a)))
+
+
+def area_token(kind: str, *parts: str) -> str:
+    """A coverage token: nation, a state, a county or a ZIP, as digits after a kind letter."""
+    if kind == "nation":
+        return "anation"
+    if kind == "zip":
+        return f"az{parts[0]}"
+    key = "/".join(p.strip().lower() for p in parts)
+    return f"a{kind[0]}{zlib.crc32(key.encode())}"

@@ -1,0 +1,80 @@
+"""Search as the API and the pages use it: place the client, ask the engine, keep the index
+fresh after edits and imports."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from indexer.geocode import GeoTables
+from service.db import Database
+from service.errors import BadRequest, Unavailable
+from service.search.backend import Place
+from service.search.schemas import SearchQuery, SearchResponse
+
+log = logging.getLogger(__name__)
+
+DEMO_NOTICE = ("Demo data: these listings come from public datasets that are years old. Do not "
+               "use them for real referrals.")
+
+
+def make_backend(settings: Any, db: Database) -> Any:
+    """The configured search engine, or None when none can serve this directory."""
+    if settings.search_backend == "elasticsearch" or not db.is_sqlite:
+        log.warning("no search backend: the embedded one needs SQLite records, and the "
+                    "Elasticsearch one is not part of this version")
+        return None
+    from service.search.sqlite import SqliteSearchBackend
+    backend = SqliteSearchBackend(db)
+    backend.ensure_schema()
+    return backend
+
+
+def locate(near: str, geocoder: Any) -> Place:
+    """The client's place from an address, ZIP, 'City, ST' or 'lat,lon'; 400 when unknown."""
+    text = near.strip()
+    if not text:
+        raise BadRequest("near is empty", field="near")
+    point = geocoder.geocode(text)
+    if point is None:
+        raise BadRequest(f"could not place {near!r}: give a ZIP code, 'City, ST', an address "
+                         "with a ZIP, or 'lat,lon'", field="near")
+    tables = GeoTables.default()
+    zip_info = tables.nearest_zip(point.lat, point.lon)
+    return Place(point.lat, point.lon, label=point.label or text, precision=point.precision,
+                 postal_code=zip_info.zip if zip_info else None,
+                 state=zip_info.state if zip_info else None,
+                 county=zip_info.county if zip_info else None,
+                 city=zip_info.city if zip_info else None)
+
+
+def search(backend: Any, geocoder: Any, query: SearchQuery, *,
+           demo_notice: bool = False) -> SearchResponse:
+    """Run a search for the API and the pages."""
+    if backend is None:
+        raise Unavailable("search is not available: no search backend is configured for this "
+                          "directory (see SIGNPOST_SEARCH_BACKEND)")
+    place = locate(query.near, geocoder) if query.near else None
+    response = backend.search(query, place)
+    if demo_notice:
+        response.notice = DEMO_NOTICE
+    return response
+
+
+def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None) -> int:
+    """After an import: rewrite the changed services' documents (or rebuild when most did)."""
+    if not db.is_sqlite:
+        return 0
+    from service.search.sqlite import SqliteSearchBackend
+
+    backend = SqliteSearchBackend(db)
+    backend.ensure_schema()
+    if not service_ids:
+        return 0
+    if len(service_ids) > 20000 or len(service_ids) > backend.count():
+        return backend.rebuild()
+    with db.engine.connect() as conn:
+        conn.execution_options(sqlite_write=True)
+        n = backend.reindex_services(conn, service_ids)
+        conn.commit()
+    return n

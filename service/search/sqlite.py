@@ -1,0 +1,582 @@
+"""The embedded search engine: SQLite FTS5 for need and place, in the directory's own file.
+
+Documents live in `search_doc`; their text and tokens (categories with their ancestors, geohash
+cells of the point, areas an area-wide service covers) in the FTS5 table `search_fts` with the
+same rowid, and their point in the R*Tree `search_point`. One MATCH of
+`(need) AND (cells of the search circle OR areas containing the client)` intersects need and
+place inside the index; the exact radius, hard filters, scoring, totals and facets then run in
+one SQL statement over that small set, ordered and limited in SQL. The index is in the same
+database as the records, so an edit and its reindexing commit together and every worker
+process sees both at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from service.db import Database
+from service.directory.categories import category_tree, normalise
+from service.directory.schedules import hour_of_week
+from service.directory.tables import service
+from service.search import geo
+from service.search.backend import Place
+from service.search.documents import SearchDocument, build_documents
+from service.search.explain import explain, mismatches, open_state
+from service.search.schemas import (
+    FacetCount,
+    NearMiss,
+    SearchQuery,
+    SearchResponse,
+    SearchResult,
+    Suggestion,
+)
+from service.search.understand import (
+    STOP_WORDS,
+    Need,
+    broaden,
+    fts_term,
+    spelling_variants,
+    stem,
+    understand,
+)
+
+DOC_COLUMNS = (
+    "key", "service_id", "lat", "lon", "is_area", "min_age", "max_age", "genders",
+    "languages", "cost", "categories", "status", "is_referable", "capacity_status",
+    "verified_at", "hours_known", "open_hours", "open_certain", "time_zone", "doc",
+)
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS {p}search_doc (
+        rowid INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, service_id TEXT NOT NULL,
+        lat REAL, lon REAL, is_area INTEGER NOT NULL, min_age INTEGER, max_age INTEGER,
+        genders TEXT, languages TEXT, cost TEXT, categories TEXT, status TEXT NOT NULL,
+        is_referable INTEGER NOT NULL, capacity_status TEXT, verified_at TEXT,
+        hours_known INTEGER NOT NULL, open_hours TEXT, open_certain TEXT, time_zone TEXT,
+        doc TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS {p}ix_search_doc_service ON {p}search_doc (service_id)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_fts USING fts5(
+        name, organization, body, tags,
+        tokenize = 'porter unicode61 remove_diacritics 2', prefix = '2 3')""",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_vocab USING fts5vocab({p}search_fts, 'row')",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_point USING rtree(
+        rowid, min_lat, max_lat, min_lon, max_lon)""",
+    """CREATE TABLE IF NOT EXISTS {p}search_doc_category (
+        category_id TEXT NOT NULL, rowid INTEGER NOT NULL, PRIMARY KEY (category_id, rowid))
+        WITHOUT ROWID""",
+]
+TABLES = ("search_doc", "search_fts", "search_point", "search_doc_category")
+
+DISTANCE_SQL = (
+    "(2 * 3958.8 * asin(min(1.0, sqrt(pow(sin((radians(d.lat) - :rlat) / 2), 2) + "
+    ":coslat * cos(radians(d.lat)) * pow(sin((radians(d.lon) - :rlon) / 2), 2)))))"
+)
+
+
+def _row_values(doc: SearchDocument) -> dict[str, Any]:
+    elig = doc.eligibility or {}
+    restricted_age = elig.get("age_kind") == "restriction"
+    restricted_gender = elig.get("gender_kind") == "restriction" and elig.get("genders")
+    tree = category_tree()
+    cats = set(doc.categories)
+    for cid in doc.categories:
+        if cid in tree:
+            cats.update(a.id for a in tree.ancestors(cid))
+    payload = {
+        "name": doc.name, "organization": doc.organization, "address": doc.address,
+        "phones": doc.phones, "eligibility": doc.eligibility, "schedules": doc.schedules,
+        "time_zone": doc.time_zone, "precision": doc.precision,
+        "is_confidential": doc.is_confidential, "languages": doc.languages, "cost": doc.cost,
+        "capacity_status": doc.capacity_status, "verified_at": _iso(doc.verified_at),
+        "categories": doc.categories, "is_referable": doc.is_referable,
+        "is_area": doc.sal_id is None, "sal_id": doc.sal_id, "service_id": doc.service_id,
+        "source": doc.source, "source_id": doc.source_id,
+        "location_source_id": doc.location_source_id,
+        "coverage_text": "; ".join(c.get("text") or "" for c in doc.coverage if c) or None,
+        "lat": doc.lat, "lon": doc.lon,
+    }
+    return {
+        "key": doc.key, "service_id": doc.service_id, "lat": doc.lat, "lon": doc.lon,
+        "is_area": int(doc.sal_id is None),
+        "min_age": elig.get("min_age") if restricted_age else None,
+        "max_age": elig.get("max_age") if restricted_age else None,
+        "genders": " ".join(elig["genders"]) if restricted_gender else None,
+        "languages": " " + " ".join(doc.languages) + " ",
+        "cost": " " + " ".join(doc.cost) + " ",
+        "categories": " " + " ".join(sorted(cats)) + " ",
+        "status": doc.status, "is_referable": int(doc.is_referable),
+        "capacity_status": doc.capacity_status, "verified_at": _iso(doc.verified_at),
+        "hours_known": int(doc.hours_known), "open_hours": doc.open_hours,
+        "open_certain": doc.open_certain, "time_zone": doc.time_zone,
+        "doc": json.dumps(payload, default=str),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+class SqliteSearchBackend:
+    """FTS5 search over the directory's SQLite file."""
+
+    def __init__(self, db: Database) -> None:
+        if not db.is_sqlite:
+            raise ValueError("the embedded search backend needs the SQLite directory")
+        self.db = db
+        self._vocab: dict[str, int] | None = None
+        self._vocab_version: int | None = None
+        self._lock = threading.Lock()
+
+    # -- schema and writes --------------------------------------------------------------------
+    def ensure_schema(self, conn: Connection | None = None, prefix: str = "") -> None:
+        """Create the index tables if they are missing."""
+        if conn is None:
+            with self.db.engine.connect() as c:
+                c.execution_options(sqlite_write=True)
+                self.ensure_schema(c, prefix)
+                c.commit()
+            return
+        for statement in SCHEMA:
+            conn.exec_driver_sql(statement.format(p=prefix))
+
+    def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
+        n = 0
+        cols = ", ".join(DOC_COLUMNS)
+        marks = ", ".join(f":{c}" for c in DOC_COLUMNS)
+        for doc in docs:
+            values = _row_values(doc)
+            conn.exec_driver_sql(f"DELETE FROM {prefix}search_doc WHERE key = :key",
+                                 {"key": doc.key})
+            rowid = conn.exec_driver_sql(
+                f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})", values).lastrowid
+            conn.exec_driver_sql(
+                f"INSERT INTO {prefix}search_fts (rowid, name, organization, body, tags) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (rowid, doc.name, doc.organization or "", doc.body(), doc.tags()))
+            if doc.lat is not None and doc.lon is not None:
+                conn.exec_driver_sql(f"INSERT INTO {prefix}search_point VALUES (?, ?, ?, ?, ?)",
+                                     (rowid, doc.lat, doc.lat, doc.lon, doc.lon))
+            conn.exec_driver_sql(
+                f"INSERT INTO {prefix}search_doc_category (category_id, rowid) "
+                "SELECT value, ? FROM json_each(?)",
+                (rowid, json.dumps(values["categories"].split())))
+            n += 1
+        return n
+
+    def _delete_services(self, conn: Connection, service_ids: list[str]) -> int:
+        removed = 0
+        for start in range(0, len(service_ids), 500):
+            chunk = json.dumps(service_ids[start:start + 500])
+            rowids = [r[0] for r in conn.exec_driver_sql(
+                "SELECT rowid FROM search_doc WHERE service_id IN (SELECT value FROM "
+                "json_each(?))", (chunk,))]
+            if not rowids:
+                continue
+            ids = json.dumps(rowids)
+            for table in ("search_fts", "search_point", "search_doc_category", "search_doc"):
+                conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT value FROM "
+                                     "json_each(?))", (ids,))
+            removed += len(rowids)
+        return removed
+
+    def reindex_services(self, conn: Connection, service_ids: Iterable[str]) -> int:
+        """Rewrite the documents of these services inside the caller's transaction."""
+        ids = sorted(set(service_ids))
+        if not ids:
+            return 0
+        self._delete_services(conn, ids)
+        return self._write(conn, build_documents(conn, ids))
+
+    def index(self, documents: Iterable[SearchDocument]) -> int:
+        """Add or replace documents (their own transaction)."""
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            n = self._write(conn, documents)
+            conn.commit()
+        return n
+
+    def remove(self, service_ids: Iterable[str]) -> int:
+        """Remove every document of these services (their own transaction)."""
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            n = self._delete_services(conn, sorted(set(service_ids)))
+            conn.commit()
+        return n
+
+    def rebuild(self) -> int:
+        """Build a complete new index beside the old one, then swap them in one transaction.
+
+        Searches keep using the old index until the swap, so totals never drop meanwhile.
+        """
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            for table in reversed(TABLES):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS new_{table}")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS new_search_vocab")
+            self.ensure_schema(conn, prefix="new_")
+            conn.commit()
+        with self.db.session() as session:
+            ids = list(session.execute(select(service.c.id).order_by(service.c.id)).scalars())
+        written = 0
+        for start in range(0, len(ids), 5000):
+            # Short write transactions: partner edits can commit between batches.
+            with self.db.engine.connect() as conn:
+                conn.execution_options(sqlite_write=True)
+                written += self._write(conn, build_documents(conn, ids[start:start + 5000]),
+                                       prefix="new_")
+                conn.commit()
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS search_vocab")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS new_search_vocab")
+            for table in TABLES:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+                conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
+            conn.exec_driver_sql(SCHEMA[3].format(p=""))
+            conn.commit()
+        # Services edited during the build are rewritten from the records now.
+        self._vocab = None
+        return written
+
+    def count(self) -> int:
+        """Number of indexed documents."""
+        with self.db.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM search_doc").scalar_one()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _vocabulary(self, conn: Connection) -> dict[str, int]:
+        version = conn.exec_driver_sql("PRAGMA data_version").scalar_one()
+        total = conn.exec_driver_sql("SELECT max(rowid) FROM search_doc").scalar()
+        with self._lock:
+            if self._vocab is None or self._vocab_version != (version, total):
+                self._vocab = {t: n for t, n in conn.exec_driver_sql(
+                    "SELECT term, doc FROM search_vocab WHERE term NOT GLOB '*[0-9]*'")}
+                self._vocab_version = (version, total)
+            return self._vocab
+
+    def _need_clause(self, need: Need, vocabulary: dict[str, int]) -> tuple[str | None,
+                                                                           dict[str, list[str]]]:
+        parts = []
+        tree = category_tree()
+        top = {c for c in need.category_ids
+               if not any(a.id in need.category_ids for a in (tree.ancestors(c) if c in tree
+                                                              else []))}
+        if top:
+            parts.append("tags : (" + " OR ".join(f"c{c}" for c in sorted(top)) + ")")
+        corrections: dict[str, list[str]] = {}
+        for phrase in need.phrases:
+            # The phrase itself as text too: a listing that says "suboxone" ranks above one
+            # that is only in the category.
+            words = [w for w in normalise(phrase).split() if w not in STOP_WORDS]
+            if words:
+                parts.append("{name organization body} : (" + " AND ".join(
+                    fts_term(stem(w)) for w in words) + ")")
+        if need.words:
+            terms = []
+            for word in need.words:
+                stemmed, variants = spelling_variants(word, vocabulary)
+                if variants:
+                    corrections[word] = variants
+                options = ([stemmed] if stemmed in vocabulary or not variants else []) + variants
+                options = options or [stemmed]
+                group = " OR ".join(fts_term(o) for o in options)
+                terms.append(f"({group})" if len(options) > 1 else group)
+            parts.append("{name organization body} : (" + " AND ".join(terms) + ")")
+        if not parts:
+            return None, corrections
+        return " OR ".join(f"({p})" for p in parts), corrections
+
+    @staticmethod
+    def _place_clause(place: Place | None, radius: float) -> str | None:
+        if place is None:
+            return None
+        tokens = geo.cover(place.lat, place.lon, radius)
+        tokens.append(geo.area_token("nation"))
+        if place.state:
+            tokens.append(geo.area_token("state", place.state))
+            if place.county:
+                tokens.append(geo.area_token("county", place.state, place.county))
+            if place.city:
+                tokens.append(geo.area_token("city", place.state, place.city))
+        if place.postal_code:
+            tokens.append(geo.area_token("zip", place.postal_code))
+        return "tags : (" + " OR ".join(tokens) + ")"
+
+    def search(self, query: SearchQuery, place: Place | None, *, now: datetime | None = None
+               ) -> SearchResponse:
+        """Answer a query; see the module docstring for the plan."""
+        now = now or datetime.now(UTC)
+        need = understand(query.q, query.categories)
+        with self.db.engine.connect() as conn:
+            vocabulary = self._vocabulary(conn)
+            need_clause, corrections = self._need_clause(need, vocabulary)
+            rows, total, facets = self._candidates(conn, query, place, need, need_clause,
+                                                   query.radius_mi, now)
+            broadened = None
+            if not total and need.category_ids and not need.chosen_ids:
+                # Nothing this specific nearby ("detox"): try the parent category once.
+                wider = broaden(need)
+                if wider is not None:
+                    need, broadened = wider
+                    need_clause, more = self._need_clause(need, vocabulary)
+                    corrections.update(more)
+                    rows, total, facets = self._candidates(conn, query, place, need,
+                                                           need_clause, query.radius_mi, now)
+            near_misses: list[NearMiss] = []
+            if query.include_near_misses and place is not None:
+                near_misses = self._near_misses(conn, query, place, need, need_clause, rows,
+                                                now)
+        results = [self._result(r, query, need, now) for r in rows]
+        pages = max(1, math.ceil(total / query.per_page)) if total else 0
+        return SearchResponse(
+            total=total, page=query.page, per_page=query.per_page, pages=pages,
+            near=place.as_dict() if place else None,
+            understood={"categories": sorted(need.category_ids), "phrases": need.phrases,
+                        "words": need.words, "corrections": corrections,
+                        "broadened_to": broadened},
+            results=results, near_misses=near_misses, facets=facets)
+
+    def _filters(self, query: SearchQuery, params: dict[str, Any], *,
+                 eligibility: bool = True) -> list[str]:
+        where = ["d.status = 'active'"]
+        if not query.include_not_referable:
+            where.append("d.is_referable = 1")
+        client = query.client
+        if eligibility and client.age is not None:
+            params["age"] = client.age
+            where.append("(d.min_age IS NULL OR :age >= d.min_age)")
+            where.append("(d.max_age IS NULL OR :age <= d.max_age)")
+        if eligibility and client.gender in ("female", "male"):
+            params["gender"] = client.gender
+            where.append("(d.genders IS NULL OR instr(d.genders, :gender) > 0)")
+        for i, language in enumerate(query.languages):
+            params[f"lang{i}"] = f" {language.lower()} "
+        if query.languages:
+            where.append("(" + " OR ".join(f"instr(d.languages, :lang{i}) > 0"
+                                           for i in range(len(query.languages))) + ")")
+        for i, cost in enumerate(query.cost):
+            params[f"cost{i}"] = f" {cost} "
+        if query.cost:
+            where.append("(" + " OR ".join(f"instr(d.cost, :cost{i}) > 0"
+                                           for i in range(len(query.cost))) + ")")
+        if query.capacity:
+            params["capacity"] = json.dumps(query.capacity)
+            where.append("d.capacity_status IN (SELECT value FROM json_each(:capacity))")
+        return where
+
+    def _zones(self, conn: Connection) -> list[str]:
+        version = conn.exec_driver_sql("PRAGMA data_version").scalar_one()
+        if getattr(self, "_zones_version", None) != version:
+            self._zone_list = [z for (z,) in conn.exec_driver_sql(
+                "SELECT DISTINCT time_zone FROM search_doc WHERE time_zone IS NOT NULL")]
+            self._zones_version = version
+        return self._zone_list
+
+    def _slots(self, conn: Connection, at: datetime) -> str:
+        zones = self._zones(conn)
+        slots = {}
+        for zone in zones:
+            try:
+                slots[zone] = hour_of_week(at, zone)
+            except Exception:  # noqa: BLE001 - an unknown zone name: leave it out
+                continue
+        return json.dumps(slots)
+
+    def _candidates(self, conn: Connection, query: SearchQuery, place: Place | None,
+                    need: Need, need_clause: str | None, radius: float, now: datetime,
+                    *, eligibility: bool = True, limit: int | None = None,
+                    offset: int | None = None, want_facets: bool = True
+                    ) -> tuple[list[dict[str, Any]], int, dict[str, list[FacetCount]]]:
+        params: dict[str, Any] = {}
+        clauses = [c for c in (need_clause, self._place_clause(place, radius)) if c]
+        where = self._filters(query, params, eligibility=eligibility)
+        if clauses:
+            params["match"] = " AND ".join(f"({c})" for c in clauses)
+            source = ("(SELECT rowid, bm25(search_fts, 8.0, 3.0, 1.0, 0.0) AS bm "
+                      "FROM search_fts WHERE search_fts MATCH :match) h "
+                      "JOIN search_doc d ON d.rowid = h.rowid")
+        else:
+            source = "(SELECT rowid, 0.0 AS bm FROM search_doc) h JOIN search_doc d " \
+                     "ON d.rowid = h.rowid"
+        if place is not None:
+            params.update(rlat=math.radians(place.lat), rlon=math.radians(place.lon),
+                          coslat=math.cos(math.radians(place.lat)), radius=radius,
+                          scale=max(1.0, radius / 2))
+            distance = DISTANCE_SQL
+            where.append(f"(d.is_area = 1 OR {distance} <= :radius)")
+        else:
+            distance = "NULL"
+        at = query.open_at or (now if query.open_now else None)
+        slot_expr = "0"
+        if at is not None:
+            params["slots"] = self._slots(conn, at)
+            slot_expr = "coalesce(json_extract(:slots, '$.\"' || d.time_zone || '\"'), -1)"
+            where.append(f"d.hours_known = 1 AND substr(d.open_hours, {slot_expr} + 1, 1) = '1'")
+        params["cats"] = json.dumps(sorted(need.category_ids))
+        category_hit = ("(CASE WHEN EXISTS (SELECT 1 FROM json_each(:cats) c WHERE "
+                        "instr(d.categories, ' ' || c.value || ' ') > 0) THEN 1 ELSE 0 END)")
+        language = (query.client.language or "").lower()
+        params["client_lang"] = f" {language} " if language else "  "
+        insurance = [i.lower() for i in query.client.insurance]
+        params["insurance"] = json.dumps(insurance)
+        params["stale_before"] = now.replace(year=now.year - 1).isoformat()
+        score = (
+            f"3.0 * {category_hit}"
+            " + 2.0 * (-h.bm) / (1.0 + (-h.bm))"
+            + (f" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-{distance} / :scale) END)"
+               if place is not None else "")
+            + " + 0.5 * (instr(d.languages, :client_lang) > 0)"
+            + " + 0.4 * (CASE d.capacity_status WHEN 'has_capacity' THEN 1"
+              " WHEN 'no_capacity' THEN -1 WHEN 'waitlist' THEN -0.5 ELSE 0 END)"
+            + " + 0.3 * (d.verified_at IS NOT NULL AND d.verified_at >= :stale_before)"
+            + " + 0.4 * EXISTS (SELECT 1 FROM json_each(:insurance) i WHERE"
+              " instr(d.cost, ' ' || i.value || ' ') > 0)"
+            + " + 0.2 * (instr(d.cost, ' free ') > 0)"
+        )
+        if at is None and place is not None:
+            params["now_slots"] = self._slots(conn, now)
+            score += (" + 0.3 * (substr(d.open_certain, coalesce(json_extract(:now_slots, '$.\"'"
+                      " || d.time_zone || '\"'), -1) + 1, 1) = '1')")
+        order = "score DESC, d.rowid" if query.sort == "relevance" or place is None else \
+            "dist IS NULL, dist, score DESC"
+        limit = limit if limit is not None else query.per_page
+        offset = offset if offset is not None else (query.page - 1) * query.per_page
+        sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
+               f"{score} AS score, h.bm AS bm FROM {source} WHERE {' AND '.join(where)}) "
+               f"SELECT f.rowid, f.dist, f.score, d.doc, d.categories, "
+               f"(SELECT count(*) FROM f) AS total FROM f JOIN search_doc d "
+               f"ON d.rowid = f.rowid ORDER BY {order} LIMIT :limit OFFSET :offset")
+        params.update(limit=limit, offset=offset)
+        rows = [dict(r._mapping) for r in conn.exec_driver_sql(sql, params)]
+        total = rows[0]["total"] if rows else 0
+        if not rows and offset:
+            total = conn.exec_driver_sql(
+                f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}", params).scalar_one()
+        facets: dict[str, list[FacetCount]] = {}
+        if want_facets and total:
+            facets = self._facets(conn, source, where, params, need)
+        return rows, total, facets
+
+    def _facets(self, conn: Connection, source: str, where: list[str], params: dict[str, Any],
+                need: Need) -> dict[str, list[FacetCount]]:
+        tree = category_tree()
+        base = f"SELECT d.rowid AS rowid, d.languages, d.cost, d.capacity_status FROM {source} " \
+               f"WHERE {' AND '.join(where)}"
+        counts = conn.exec_driver_sql(
+            f"WITH f AS MATERIALIZED ({base}) SELECT c.category_id, count(*) FROM f "
+            "JOIN search_doc_category c ON c.rowid = f.rowid GROUP BY c.category_id",
+            params).all()
+        wanted = {c.id for c in tree.roots()}
+        for cid in need.category_ids:
+            if cid in tree:
+                wanted |= {c.id for c in tree.children(cid)}
+        categories = sorted(
+            (FacetCount(value=cid, label=tree[cid].name, count=n) for cid, n in counts
+             if cid in wanted and cid in tree), key=lambda f: (-f.count, f.label))
+        other = conn.exec_driver_sql(
+            f"WITH f AS MATERIALIZED ({base}) SELECT "
+            "sum(instr(cost, ' free ') > 0), sum(instr(cost, ' sliding_scale ') > 0), "
+            "sum(instr(cost, ' insurance ') > 0), sum(capacity_status = 'has_capacity'), "
+            "sum(capacity_status = 'waitlist'), sum(instr(languages, ' es ') > 0 OR "
+            "instr(languages, ' spanish ') > 0) FROM f", params).one()
+        labels = (("free", "Free"), ("sliding_scale", "Sliding scale"),
+                  ("insurance", "Takes insurance"))
+        return {
+            "categories": categories[:20],
+            "cost": [FacetCount(value=v, label=lbl, count=n or 0)
+                     for (v, lbl), n in zip(labels, other[:3], strict=True) if n],
+            "capacity": [FacetCount(value=v, label=lbl, count=n or 0)
+                         for (v, lbl), n in zip((("has_capacity", "Has capacity"),
+                                                 ("waitlist", "Waitlist")), other[3:5],
+                                                strict=True) if n],
+            "languages": [FacetCount(value="es", label="Spanish", count=other[5])]
+            if other[5] else [],
+        }
+
+    def _near_misses(self, conn: Connection, query: SearchQuery, place: Place, need: Need,
+                     need_clause: str | None, found: list[dict[str, Any]], now: datetime
+                     ) -> list[NearMiss]:
+        wider = min(query.radius_mi * 2, 250.0)
+        rows, _, _ = self._candidates(conn, query, place, need, need_clause, wider, now,
+                                      eligibility=False, limit=query.per_page * 4, offset=0,
+                                      want_facets=False)
+        seen = {r["rowid"] for r in found}
+        misses: list[NearMiss] = []
+        for row in rows:
+            if row["rowid"] in seen:
+                continue
+            doc = json.loads(row["doc"])
+            missed = mismatches(doc, query)
+            if row["dist"] is not None and row["dist"] > query.radius_mi:
+                from service.search.schemas import Note
+                missed.insert(0, Note(code="distance", params={
+                    "miles": round(row["dist"], 1), "radius_mi": query.radius_mi},
+                    text=f"{row['dist']:.1f} mi, beyond {query.radius_mi:g}"))
+            if missed:
+                misses.append(NearMiss(result=self._result(row, query, need, now), missed=missed))
+            if len(misses) >= query.per_page:
+                break
+        return misses
+
+    def _result(self, row: dict[str, Any], query: SearchQuery, need: Need,
+                now: datetime) -> SearchResult:
+        doc = json.loads(row["doc"])
+        open_value, hours = open_state(doc, query.open_at or now)
+        doc_cats = set(row["categories"].split())
+        matched = [c for c in doc["categories"] if c in need.category_ids] or sorted(
+            doc_cats & need.category_ids)
+        words = [w for w in need.words if w.lower() in (
+            f"{doc['name']} {doc.get('organization') or ''}").lower()]
+        reasons, cautions = explain(doc, query, distance=row["dist"],
+                                    matched_categories=matched, matched_words=words,
+                                    open_value=open_value, now=now)
+        address = doc.get("address") or {}
+        return SearchResult(
+            service_id=doc["service_id"], service_at_location_id=doc.get("sal_id"),
+            name=doc["name"], organization=doc.get("organization"),
+            address=" ".join(filter(None, (address.get("address_1"), address.get("address_2"))))
+            or None,
+            city=address.get("city"), state=address.get("state"),
+            postal_code=address.get("postal_code"),
+            latitude=doc.get("lat"), longitude=doc.get("lon"), phones=doc.get("phones") or [],
+            distance_mi=round(row["dist"], 2) if row["dist"] is not None else None,
+            categories=doc.get("categories") or [], open_status=open_value, hours=hours,
+            score=round(row["score"], 4), reasons=reasons, cautions=cautions,
+            source=doc["source"], source_id=doc["source_id"],
+            location_source_id=doc.get("location_source_id"))
+
+    def suggest(self, prefix: str, limit: int = 10) -> list[Suggestion]:
+        """Categories by name, then service names, starting with `prefix`."""
+        prefix = prefix.strip()
+        if len(prefix) < 2:
+            return []
+        tree = category_tree()
+        out = [Suggestion(kind="category", id=c.id, label=c.name)
+               for c in tree.search_names(prefix, limit=limit)]
+        words = [w for w in prefix.lower().replace('"', " ").split() if w]
+        if words and len(out) < limit:
+            match = "name : (" + " ".join(fts_term(w) + ("*" if i == len(words) - 1 else "")
+                                          for i, w in enumerate(words)) + ")"
+            with self.db.engine.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT DISTINCT d.service_id, json_extract(d.doc, '$.name') FROM search_fts "
+                    "JOIN search_doc d ON d.rowid = search_fts.rowid WHERE search_fts MATCH ? "
+                    "AND d.status = 'active' ORDER BY rank LIMIT ?",
+                    (match, limit - len(out))).all()
+            out += [Suggestion(kind="service", id=sid, label=name) for sid, name in rows]
+        return out[:limit]
+
+

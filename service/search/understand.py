@@ -1,0 +1,139 @@
+"""Reading the need: categories from the synonyms file and chosen ids, words, and spelling.
+
+"substance use" finds detox and methadone programmes because documents carry their categories'
+ancestors as tokens; "rehab" and "can't pay rent" are synonyms of categories; "shleter" is
+corrected to a word the index knows ("shelter") because it is one edit away, while "pantry",
+which the index knows, is never turned into "party".
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from service.directory.categories import category_tree, normalise, synonyms
+from service.errors import BadRequest
+
+STOP_WORDS = frozenset("""
+a an and any are as at be by can cant client clients could do does for from get got has have he
+her him his i im in is it its me my need needs of on or our she some that the their them they
+this to up us want wants was we who with you your near around help find looking somewhere
+place places service services someone program programs please today tonight""".split())
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class Need:
+    """How a query's need was understood."""
+
+    category_ids: set[str] = field(default_factory=set)  # from synonyms and chosen ids
+    chosen_ids: set[str] = field(default_factory=set)  # the `category` parameter only
+    phrases: list[str] = field(default_factory=list)  # synonym phrases found in the text
+    words: list[str] = field(default_factory=list)  # content words searched as text
+    corrections: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.category_ids and not self.words
+
+
+def understand(q: str | None, category_ids: list[str]) -> Need:
+    """Categories and words of a need; unknown category ids are a 400 naming the field."""
+    tree = category_tree()
+    need = Need()
+    for cid in category_ids:
+        found = tree.get(cid) or tree.by_slug(cid)
+        if found is None:
+            raise BadRequest(f"unknown category {cid!r}; see /api/v1/categories",
+                             field="category")
+        need.chosen_ids |= tree.search_scope(found.id)
+    need.category_ids |= need.chosen_ids
+    if q:
+        text = normalise(q)
+        covered = set()
+        for match in synonyms().expand(q):
+            need.phrases.append(match.phrase)
+            for cid in match.category_ids:
+                if cid in tree:
+                    need.category_ids |= tree.search_scope(cid)
+            covered.update(normalise(match.phrase).split())
+        need.words = [w for w in _WORD.findall(text)
+                      if w not in STOP_WORDS and len(w) > 1 and w not in covered]
+        if not need.phrases and not need.words:
+            need.words = [w for w in _WORD.findall(text) if len(w) > 1][:8]
+    return need
+
+
+def broaden(need: Need) -> tuple[Need, list[str]] | None:
+    """The same need one level up the category tree (None at the top level)."""
+    tree = category_tree()
+    parents = {tree[c].parent_id for c in need.category_ids if c in tree and tree[c].parent_id}
+    parents -= need.category_ids
+    if not parents:
+        return None
+    scope: set[str] = set()
+    for parent in parents:
+        scope |= tree.search_scope(parent)
+    wider = Need(category_ids=scope, chosen_ids=set(), phrases=need.phrases, words=need.words,
+                 corrections=dict(need.corrections))
+    return wider, sorted(parents)
+
+
+# --- spelling --------------------------------------------------------------------------------
+
+
+_stemmer = sqlite3.connect(":memory:", check_same_thread=False)
+_stemmer.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 "
+                 "remove_diacritics 2')")
+_stemmer.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+
+
+@lru_cache(maxsize=50000)
+def stem(word: str) -> str:
+    """The porter stem the index stores for a word (SQLite's own tokenizer)."""
+    _stemmer.execute("DELETE FROM t")
+    _stemmer.execute("INSERT INTO t VALUES (?)", (word,))
+    row = _stemmer.execute("SELECT term FROM v").fetchone()
+    return row[0] if row else word
+
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+
+
+def edits1(word: str) -> set[str]:
+    """Every string one deletion, transposition, substitution or insertion away."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = {a + b[1:] for a, b in splits if b}
+    transposes = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaces = {a + c + b[1:] for a, b in splits if b for c in ALPHABET}
+    inserts = {a + c + b for a, b in splits for c in ALPHABET}
+    return deletes | transposes | replaces | inserts
+
+
+def transpositions(word: str) -> set[str]:
+    """Strings with two neighbouring letters swapped (the commonest typing slip)."""
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)
+            if word[i] != word[i + 1]}
+
+
+def spelling_variants(word: str, vocabulary: dict[str, int]) -> tuple[str, list[str]]:
+    """(the stem to search, other stems to accept) for one query word."""
+    stemmed = stem(word)
+    if stemmed in vocabulary:
+        # A known word: also accept rare transposed spellings of it in listings.
+        common = vocabulary[stemmed]
+        rare = [t for t in transpositions(stemmed)
+                if t in vocabulary and vocabulary[t] * 20 <= common]
+        return stemmed, rare
+    if len(stemmed) < 4 or stemmed.isdigit():
+        return stemmed, []
+    candidates = [t for t in edits1(stemmed) if t in vocabulary and t[0] == stemmed[0]]
+    candidates.sort(key=lambda t: (-vocabulary[t], t))
+    return stemmed, candidates[:3]
+
+
+def fts_term(term: str) -> str:
+    """A term quoted for an FTS5 query."""
+    return '"' + term.replace('"', '""') + '"'

@@ -1,0 +1,214 @@
+"""Search on the embedded engine: known answers, eligibility, reasons, bad input, freshness."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from indexer.geocode import GeoTables, distance_mi
+from indexer.pipeline import load
+from service.app import create_app
+from service.config import Settings
+from service.db import Database
+from service.directory.edits import apply_local_edit
+from service.directory.tables import service
+from service.search.sqlite import SqliteSearchBackend
+from tests.factories import search_package
+
+
+@pytest.fixture
+def directory(sqlite_db: Database, tmp_path: Path) -> Database:
+    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    return sqlite_db
+
+
+@pytest.fixture
+def api(directory: Database, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
+                        geocode_cache_path=tmp_path / "geocode.sqlite")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def names(response) -> list[str]:  # noqa: ANN001
+    assert response.status_code == 200, response.text
+    return [r["name"] for r in response.json()["results"]]
+
+
+KNOWN_ANSWERS = [
+    # (query parameters, expected names in order; "..." allows others after)
+    ({"q": "food pantry", "near": "20001", "radius_mi": 10},
+     ["Capitol Food Pantry", "Anacostia Food Pantry", "Bethesda Food Pantry"]),
+    ({"q": "food pantry", "near": "20001", "radius_mi": 3},
+     ["Capitol Food Pantry"]),
+    ({"q": "rehab", "near": "20001"}, ["Riverside Detox Center", "Metro Methadone Clinic"]),
+    ({"q": "substance use", "near": "20001"},
+     ["Riverside Detox Center", "Metro Methadone Clinic"]),
+    ({"q": "suboxone", "near": "20001"}, ["Metro Methadone Clinic", "Riverside Detox Center"]),
+    ({"q": "pantry", "near": "20001", "radius_mi": 1}, ["Capitol Food Pantry"]),
+    ({"q": "party supplies", "near": "20001"}, ["Neighborhood Party Supplies"]),
+    ({"category": "1130", "near": "20001", "sort": "distance", "radius_mi": 10},
+     ["Capitol Food Pantry", "Anacostia Food Pantry", "Bethesda Food Pantry"]),
+]
+
+
+@pytest.mark.parametrize(("params", "expected"), KNOWN_ANSWERS,
+                         ids=[str(p) for p, _ in KNOWN_ANSWERS])
+def test_known_answers(api: TestClient, params: dict, expected: list[str]) -> None:
+    assert names(api.get("/api/v1/search", params=params)) == expected
+
+
+def test_results_carry_distance_ids_and_sources(api: TestClient) -> None:
+    body = api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}).json()
+    first = body["results"][0]
+    centre = GeoTables.default().zip("20001")
+    miles = distance_mi(centre.lat, centre.lon, 38.915, -77.020)
+    assert first["distance_mi"] == pytest.approx(miles, abs=0.01)
+    assert first["source"] == "city" and first["source_id"] == "pantry-near"
+    assert first["location_source_id"] == "loc-pantry-near"
+    assert first["phones"][0]["number"] == "202-555-0100"
+    assert first["categories"] == ["1130"]
+    assert first["open_status"] == "open"
+    assert {"code": "distance", "params": {"miles": round(miles, 1)},
+            "text": f"{miles:.1f} mi away"} in first["reasons"]
+    assert body["total"] == 3 and body["pages"] == 1
+
+
+def test_misspelling_finds_shelters_and_pantry_never_finds_party(api: TestClient) -> None:
+    found = names(api.get("/api/v1/search", params={"q": "shleter", "near": "20001"}))
+    assert "Adult Men's Shelter" in found and "Youth Shelter" in found
+    assert "Night Shleter Project" in names(
+        api.get("/api/v1/search", params={"q": "shelter beds", "near": "20001"}))
+    assert "Neighborhood Party Supplies" not in names(
+        api.get("/api/v1/search", params={"q": "pantry", "near": "20001"}))
+
+
+def test_a_17_year_old_is_not_matched_to_an_adults_only_shelter(api: TestClient) -> None:
+    adult = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001", "age": 30}))
+    assert "Adult Men's Shelter" in adult and "Youth Shelter" not in adult
+    minor = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001", "age": 17}))
+    assert "Youth Shelter" in minor and "Adult Men's Shelter" not in minor
+    woman = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001",
+                                                   "age": 30, "gender": "female"}))
+    assert "Adult Men's Shelter" not in woman
+    unknown = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001"}))
+    assert {"Adult Men's Shelter", "Youth Shelter"} <= set(unknown)  # nothing left out
+
+
+def test_near_misses_name_the_bound_they_missed(api: TestClient) -> None:
+    body = api.post("/api/v1/search", json={
+        "q": "shelter", "near": "20001", "radius_mi": 5, "client": {"age": 30},
+        "include_near_misses": True}).json()
+    misses = {m["result"]["name"]: m["missed"] for m in body["near_misses"]}
+    assert misses["Youth Shelter"][0]["code"] == "age"
+    assert misses["Youth Shelter"][0]["text"] == "ages 12-17; client 30"
+    far = api.post("/api/v1/search", json={
+        "q": "food pantry", "near": "20001", "radius_mi": 3, "include_near_misses": True}).json()
+    missed = {m["result"]["name"]: m["missed"][0] for m in far["near_misses"]}
+    assert missed["Anacostia Food Pantry"]["code"] == "distance"
+    assert missed["Anacostia Food Pantry"]["text"].endswith("mi, beyond 3")
+
+
+def test_a_statewide_hotline_appears_for_any_address_in_its_state(api: TestClient) -> None:
+    for near in ("33125", "Tallahassee, FL", "32801"):
+        found = names(api.get("/api/v1/search", params={"q": "crisis counseling",
+                                                        "near": near}))
+        assert "Florida Crisis Hotline" in found, near
+    assert "Florida Crisis Hotline" not in names(
+        api.get("/api/v1/search", params={"q": "crisis counseling", "near": "20001"}))
+
+
+def test_reasons_and_cautions_change_with_the_client(api: TestClient) -> None:
+    plain = api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}).json()
+    spanish = api.get("/api/v1/search", params={"q": "food pantry", "near": "20001",
+                                                "language": "es"}).json()
+    codes = lambda r: {n["code"] for n in r["results"][0]["reasons"]}  # noqa: E731
+    assert "language" not in codes(plain) and "language" in codes(spanish)
+    shelter = api.get("/api/v1/search", params={"q": "shelter", "near": "20001",
+                                                "age": 30}).json()["results"]
+    adult = next(r for r in shelter if r["name"] == "Adult Men's Shelter")
+    assert "age_fits" in {n["code"] for n in adult["reasons"]}
+    assert "waitlist" in {n["code"] for n in adult["cautions"]}
+    assert "hours_unknown" in {n["code"] for n in adult["cautions"]}
+
+
+def test_do_not_refer_listings_are_left_out_unless_asked(api: TestClient) -> None:
+    assert "Closed Intake Pantry" not in names(
+        api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}))
+    body = api.post("/api/v1/search", json={"q": "food pantry", "near": "20001",
+                                            "include_not_referable": True}).json()
+    listed = next(r for r in body["results"] if r["name"] == "Closed Intake Pantry")
+    assert "do_not_refer" in {c["code"] for c in listed["cautions"]}
+
+
+def test_filters_and_facets(api: TestClient) -> None:
+    body = api.get("/api/v1/search", params={"q": "food", "near": "20001", "cost": "free"}
+                   ).json()
+    assert [r["name"] for r in body["results"]] == ["Capitol Food Pantry"]
+    body = api.get("/api/v1/search", params={"q": "food", "near": "20001", "radius_mi": 10}
+                   ).json()
+    food = next(f for f in body["facets"]["categories"] if f["value"] == "1102")
+    assert food["count"] == 3
+    open_now = api.get("/api/v1/search", params={"q": "food", "near": "20001",
+                                                 "open_now": "true"}).json()
+    assert [r["name"] for r in open_now["results"]] == ["Capitol Food Pantry"]
+
+
+def test_paging_is_consistent(api: TestClient) -> None:
+    seen = []
+    for page in (1, 2, 3):
+        body = api.get("/api/v1/search", params={"category": "1102", "near": "20001",
+                                                 "radius_mi": 10, "per_page": 1,
+                                                 "page": page}).json()
+        assert body["total"] == 3
+        seen += [r["service_id"] for r in body["results"]]
+    assert len(seen) == len(set(seen)) == 3
+
+
+@pytest.mark.parametrize(("params", "status", "field"), [
+    ({"q": "food", "near": "99999"}, 400, "near"),
+    ({"q": "food", "near": "abc"}, 400, "near"),
+    ({"q": "food", "near": "20001", "radius_mi": -5}, 422, "radius_mi"),
+    ({"q": "food", "near": "20001", "page": 10 ** 9}, 422, "page"),
+    ({"q": "x" * 10000, "near": "20001"}, 422, "q"),
+    ({"category": "no-such-category", "near": "20001"}, 400, "category"),
+    ({"q": "food", "age": -1}, 422, "age"),
+])
+def test_bad_input_gets_a_4xx_naming_the_field(api: TestClient, params: dict, status: int,
+                                               field: str) -> None:
+    response = api.get("/api/v1/search", params=params)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_an_edit_shows_in_search_at_once(directory: Database, api: TestClient) -> None:
+    with directory.session(write=True) as session:
+        sid = session.execute(select(service.c.id).where(
+            service.c.record_source_id == "pantry-far")).scalar_one()
+        apply_local_edit(session, table="service", record_id=sid,
+                         changes={"name": "Anacostia Community Pantry"}, edited_by="partner:a")
+        SqliteSearchBackend(directory).reindex_services(session.connection(), [sid])
+    assert "Anacostia Community Pantry" in names(
+        api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}))
+
+
+def test_rebuild_keeps_every_document(directory: Database) -> None:
+    backend = SqliteSearchBackend(directory)
+    before = backend.count()
+    assert before == 11
+    assert backend.rebuild() == before
+    assert backend.count() == before
+
+
+def test_suggest_and_categories(api: TestClient) -> None:
+    suggestions = api.get("/api/v1/suggest", params={"q": "food pa"}).json()
+    assert suggestions[0] == {"kind": "category", "id": "1130", "label": "Food Pantry"}
+    assert any(s["label"] == "Capitol Food Pantry" for s in
+               api.get("/api/v1/suggest", params={"q": "capitol"}).json())
+    tree = api.get("/api/v1/categories").json()
+    food = next(c for c in tree if c["id"] == "1102")
+    assert food["count"] == 4  # four pantries, one of them not referable
