@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -1316,11 +1317,17 @@ def _as_rules(rules: Iterable[Rule] | ParsedHours) -> list[Rule]:
     return list(rules)
 
 
+@lru_cache(maxsize=1024)
+def _zone(tz: str) -> tzinfo:
+    # zoneinfo keeps only 8 zones strongly; a national directory uses more, so keep them all.
+    return ZoneInfo(tz)
+
+
 def _zone_for(tz: str | None, at: datetime) -> tzinfo:
     """The IANA zone named by ``tz``, or the zone of ``at`` when none is given."""
     if tz:
         try:
-            return ZoneInfo(tz)
+            return _zone(tz)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone: {tz!r}") from exc
     assert at.tzinfo is not None
@@ -1473,6 +1480,7 @@ def weekly_open_slots(rules: Iterable[Rule] | ParsedHours) -> WeeklySlots:
         start, end = _span_minutes(rule.opens_at, rule.closes_at)
         if not rule.is_closure and (rule.opens_at is None or rule.closes_at is None):
             start, end = 0, _DAY_MINUTES
+        unconditional = not rule.is_closure and _unconditional(rule)
         for weekday in _rule_weekdays(rule):
             base = weekday * _DAY_MINUTES
             for minute in range(base + start, base + end):
@@ -1481,7 +1489,7 @@ def weekly_open_slots(rules: Iterable[Rule] | ParsedHours) -> WeeklySlots:
                     touched_by_closure[index] = 1
                 else:
                     maybe[index] = 1
-                    if _unconditional(rule):
+                    if unconditional:
                         sure[index] = 1
     hours = set()
     certain = set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,8 @@ SCHEMA = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_vocab USING fts5vocab({p}search_fts, 'row')",
     """CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_point USING rtree(
         rowid, min_lat, max_lat, min_lon, max_lon)""",
+    """CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+    """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
     """CREATE TABLE IF NOT EXISTS {p}search_doc_category (
         category_id TEXT NOT NULL, rowid INTEGER NOT NULL, PRIMARY KEY (category_id, rowid))
         WITHOUT ROWID""",
@@ -129,6 +132,41 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
+FACET_SUMS = (
+    ("free", "instr(cost, ' free ') > 0"),
+    ("sliding_scale", "instr(cost, ' sliding_scale ') > 0"),
+    ("insurance", "instr(cost, ' insurance ') > 0"),
+    ("has_capacity", "capacity_status = 'has_capacity'"),
+    ("waitlist", "capacity_status = 'waitlist'"),
+    ("es", "instr(languages, ' es ') > 0 OR instr(languages, ' spanish ') > 0"),
+)
+FACET_LABELS = {
+    "free": ("cost", "Free"), "sliding_scale": ("cost", "Sliding scale"),
+    "insurance": ("cost", "Takes insurance"), "has_capacity": ("capacity", "Has capacity"),
+    "waitlist": ("capacity", "Waitlist"), "es": ("languages", "Spanish"),
+}
+
+
+def _facets(category_counts: list[tuple[str, int]], sums: dict[str, int],
+            need: Need) -> dict[str, list[FacetCount]]:
+    """Counts over everything that matched: per top-level category (and per child of the
+    categories asked for), cost, capacity and language."""
+    tree = category_tree()
+    wanted = {c.id for c in tree.roots()}
+    for cid in need.category_ids:
+        if cid in tree:
+            wanted |= {c.id for c in tree.children(cid)}
+    out: dict[str, list[FacetCount]] = {"categories": sorted(
+        (FacetCount(value=cid, label=tree[cid].name, count=n) for cid, n in category_counts
+         if cid in wanted and cid in tree), key=lambda f: (-f.count, f.label))[:20],
+        "cost": [], "capacity": [], "languages": []}
+    for key, n in sums.items():
+        if n:
+            group, label = FACET_LABELS[key]
+            out[group].append(FacetCount(value=key, label=label, count=n))
+    return out
+
+
 class SqliteSearchBackend:
     """FTS5 search over the directory's SQLite file."""
 
@@ -138,6 +176,10 @@ class SqliteSearchBackend:
         self.db = db
         self._vocab: dict[str, int] | None = None
         self._vocab_version: int | None = None
+        self._vocab_loaded = 0.0
+        self._zone_list: list[str] = []
+        self._zones_version: int | None = None
+        self._slot_cache: tuple[Any, str] | None = None
         self._lock = threading.Lock()
 
     # -- schema and writes --------------------------------------------------------------------
@@ -152,7 +194,17 @@ class SqliteSearchBackend:
         for statement in SCHEMA:
             conn.exec_driver_sql(statement.format(p=prefix))
 
+    @staticmethod
+    def _bump(conn: Connection) -> None:
+        conn.exec_driver_sql("UPDATE search_meta SET value = value + 1 WHERE key = 'generation'")
+
+    def generation(self, conn: Connection) -> int:
+        """A number that changes whenever the index changes (in any process)."""
+        return conn.exec_driver_sql(
+            "SELECT value FROM search_meta WHERE key = 'generation'").scalar_one()
+
     def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
+        self._bump(conn)
         n = 0
         cols = ", ".join(DOC_COLUMNS)
         marks = ", ".join(f":{c}" for c in DOC_COLUMNS)
@@ -177,6 +229,7 @@ class SqliteSearchBackend:
         return n
 
     def _delete_services(self, conn: Connection, service_ids: list[str]) -> int:
+        self._bump(conn)
         removed = 0
         for start in range(0, len(service_ids), 500):
             chunk = json.dumps(service_ids[start:start + 500])
@@ -247,7 +300,6 @@ class SqliteSearchBackend:
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
             conn.exec_driver_sql(SCHEMA[3].format(p=""))
             conn.commit()
-        # Services edited during the build are rewritten from the records now.
         self._vocab = None
         return written
 
@@ -258,13 +310,17 @@ class SqliteSearchBackend:
 
     # -- reading ----------------------------------------------------------------------------------
     def _vocabulary(self, conn: Connection) -> dict[str, int]:
-        version = conn.exec_driver_sql("PRAGMA data_version").scalar_one()
-        total = conn.exec_driver_sql("SELECT max(rowid) FROM search_doc").scalar()
+        """Indexed words and their document counts, for spelling; reloaded at most once a
+        minute after the index changed (a slightly stale vocabulary only affects spelling)."""
+        generation = self.generation(conn)
+        now = time.monotonic()
         with self._lock:
-            if self._vocab is None or self._vocab_version != (version, total):
+            stale = self._vocab_version != generation and now - self._vocab_loaded > 60
+            if self._vocab is None or stale:
                 self._vocab = {t: n for t, n in conn.exec_driver_sql(
                     "SELECT term, doc FROM search_vocab WHERE term NOT GLOB '*[0-9]*'")}
-                self._vocab_version = (version, total)
+                self._vocab_version = generation
+                self._vocab_loaded = now
             return self._vocab
 
     def _need_clause(self, need: Need, vocabulary: dict[str, int]) -> tuple[str | None,
@@ -378,8 +434,8 @@ class SqliteSearchBackend:
         return where
 
     def _zones(self, conn: Connection) -> list[str]:
-        version = conn.exec_driver_sql("PRAGMA data_version").scalar_one()
-        if getattr(self, "_zones_version", None) != version:
+        version = self.generation(conn)
+        if self._zones_version != version:
             self._zone_list = [z for (z,) in conn.exec_driver_sql(
                 "SELECT DISTINCT time_zone FROM search_doc WHERE time_zone IS NOT NULL")]
             self._zones_version = version
@@ -387,13 +443,18 @@ class SqliteSearchBackend:
 
     def _slots(self, conn: Connection, at: datetime) -> str:
         zones = self._zones(conn)
+        key = (tuple(zones), at.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+        cached = self._slot_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
         slots = {}
         for zone in zones:
             try:
                 slots[zone] = hour_of_week(at, zone)
             except Exception:  # noqa: BLE001 - an unknown zone name: leave it out
                 continue
-        return json.dumps(slots)
+        self._slot_cache = (key, json.dumps(slots))
+        return self._slot_cache[1]
 
     def _candidates(self, conn: Connection, query: SearchQuery, place: Place | None,
                     need: Need, need_clause: str | None, radius: float, now: datetime,
@@ -425,13 +486,20 @@ class SqliteSearchBackend:
             params["slots"] = self._slots(conn, at)
             slot_expr = "coalesce(json_extract(:slots, '$.\"' || d.time_zone || '\"'), -1)"
             where.append(f"d.hours_known = 1 AND substr(d.open_hours, {slot_expr} + 1, 1) = '1'")
-        params["cats"] = json.dumps(sorted(need.category_ids))
-        category_hit = ("(CASE WHEN EXISTS (SELECT 1 FROM json_each(:cats) c WHERE "
-                        "instr(d.categories, ' ' || c.value || ' ') > 0) THEN 1 ELSE 0 END)")
+        tree = category_tree()
+        top = sorted(c for c in need.category_ids if not any(
+            a.id in need.category_ids for a in (tree.ancestors(c) if c in tree else [])))
+        for i, cid in enumerate(top):
+            params[f"cat{i}"] = f" {cid} "
+        category_hit = ("(" + " OR ".join(f"instr(d.categories, :cat{i}) > 0"
+                                          for i in range(len(top))) + ")") if top else "0"
         language = (query.client.language or "").lower()
         params["client_lang"] = f" {language} " if language else "  "
-        insurance = [i.lower() for i in query.client.insurance]
-        params["insurance"] = json.dumps(insurance)
+        covers = [i.lower() for i in query.client.insurance]
+        for i, cover in enumerate(covers):
+            params[f"ins{i}"] = f" {cover} "
+        insurance_hit = ("(" + " OR ".join(f"instr(d.cost, :ins{i}) > 0"
+                                           for i in range(len(covers))) + ")") if covers else "0"
         params["stale_before"] = now.replace(year=now.year - 1).isoformat()
         score = (
             f"3.0 * {category_hit}"
@@ -442,69 +510,57 @@ class SqliteSearchBackend:
             + " + 0.4 * (CASE d.capacity_status WHEN 'has_capacity' THEN 1"
               " WHEN 'no_capacity' THEN -1 WHEN 'waitlist' THEN -0.5 ELSE 0 END)"
             + " + 0.3 * (d.verified_at IS NOT NULL AND d.verified_at >= :stale_before)"
-            + " + 0.4 * EXISTS (SELECT 1 FROM json_each(:insurance) i WHERE"
-              " instr(d.cost, ' ' || i.value || ' ') > 0)"
+            + f" + 0.4 * {insurance_hit}"
             + " + 0.2 * (instr(d.cost, ' free ') > 0)"
         )
         if at is None and place is not None:
             params["now_slots"] = self._slots(conn, now)
             score += (" + 0.3 * (substr(d.open_certain, coalesce(json_extract(:now_slots, '$.\"'"
                       " || d.time_zone || '\"'), -1) + 1, 1) = '1')")
-        order = "score DESC, d.rowid" if query.sort == "relevance" or place is None else \
-            "dist IS NULL, dist, score DESC"
-        limit = limit if limit is not None else query.per_page
-        offset = offset if offset is not None else (query.page - 1) * query.per_page
+        order = "score DESC, rowid" if query.sort == "relevance" or place is None else \
+            "dist IS NULL, dist, score DESC, rowid"
+        params["limit"] = limit if limit is not None else query.per_page
+        params["offset"] = offset if offset is not None else (query.page - 1) * query.per_page
+        # One statement: the MATCH runs once, and the page, the total and the facets are all
+        # read from the same materialised set.
+        parts = [
+            "SELECT * FROM (SELECT 0 AS kind, p.pos, p.rowid, p.dist, p.score, d.doc, "
+            "d.categories, NULL AS k, NULL AS n FROM (SELECT rowid, dist, score, "
+            f"row_number() OVER (ORDER BY {order}) AS pos FROM f ORDER BY {order} "
+            "LIMIT :limit OFFSET :offset) p JOIN search_doc d ON d.rowid = p.rowid)",
+            "SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, 'total', count(*) FROM f",
+        ]
+        if want_facets:
+            parts.append("SELECT * FROM (SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, "
+                         "c.category_id, count(*) FROM f JOIN search_doc_category c "
+                         "ON c.rowid = f.rowid GROUP BY c.category_id)")
+            for key, expr in FACET_SUMS:
+                parts.append(f"SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, '{key}', "
+                             f"coalesce(sum({expr}), 0) FROM f")
         sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
-               f"{score} AS score, h.bm AS bm FROM {source} WHERE {' AND '.join(where)}) "
-               f"SELECT f.rowid, f.dist, f.score, d.doc, d.categories, "
-               f"(SELECT count(*) FROM f) AS total FROM f JOIN search_doc d "
-               f"ON d.rowid = f.rowid ORDER BY {order} LIMIT :limit OFFSET :offset")
-        params.update(limit=limit, offset=offset)
-        rows = [dict(r._mapping) for r in conn.exec_driver_sql(sql, params)]
-        total = rows[0]["total"] if rows else 0
-        if not rows and offset:
-            total = conn.exec_driver_sql(
-                f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}", params).scalar_one()
+               f"{score} AS score, d.cost AS cost, d.languages AS languages, "
+               f"d.capacity_status AS capacity_status FROM {source} "
+               f"WHERE {' AND '.join(where)}) " + " UNION ALL ".join(parts))
+        rows: list[dict[str, Any]] = []
+        total = 0
+        category_counts: list[tuple[str, int]] = []
+        sums: dict[str, int] = {}
+        for r in conn.exec_driver_sql(sql, params):
+            kind, pos, rowid, dist, score_value, doc, categories, key, n = r
+            if kind == 0:
+                rows.append({"pos": pos, "rowid": rowid, "dist": dist, "score": score_value,
+                             "doc": doc, "categories": categories})
+            elif kind == 1:
+                total = n
+            elif kind == 2:
+                category_counts.append((key, n))
+            else:
+                sums[key] = n
+        rows.sort(key=lambda r: r["pos"])
         facets: dict[str, list[FacetCount]] = {}
         if want_facets and total:
-            facets = self._facets(conn, source, where, params, need)
+            facets = _facets(category_counts, sums, need)
         return rows, total, facets
-
-    def _facets(self, conn: Connection, source: str, where: list[str], params: dict[str, Any],
-                need: Need) -> dict[str, list[FacetCount]]:
-        tree = category_tree()
-        base = f"SELECT d.rowid AS rowid, d.languages, d.cost, d.capacity_status FROM {source} " \
-               f"WHERE {' AND '.join(where)}"
-        counts = conn.exec_driver_sql(
-            f"WITH f AS MATERIALIZED ({base}) SELECT c.category_id, count(*) FROM f "
-            "JOIN search_doc_category c ON c.rowid = f.rowid GROUP BY c.category_id",
-            params).all()
-        wanted = {c.id for c in tree.roots()}
-        for cid in need.category_ids:
-            if cid in tree:
-                wanted |= {c.id for c in tree.children(cid)}
-        categories = sorted(
-            (FacetCount(value=cid, label=tree[cid].name, count=n) for cid, n in counts
-             if cid in wanted and cid in tree), key=lambda f: (-f.count, f.label))
-        other = conn.exec_driver_sql(
-            f"WITH f AS MATERIALIZED ({base}) SELECT "
-            "sum(instr(cost, ' free ') > 0), sum(instr(cost, ' sliding_scale ') > 0), "
-            "sum(instr(cost, ' insurance ') > 0), sum(capacity_status = 'has_capacity'), "
-            "sum(capacity_status = 'waitlist'), sum(instr(languages, ' es ') > 0 OR "
-            "instr(languages, ' spanish ') > 0) FROM f", params).one()
-        labels = (("free", "Free"), ("sliding_scale", "Sliding scale"),
-                  ("insurance", "Takes insurance"))
-        return {
-            "categories": categories[:20],
-            "cost": [FacetCount(value=v, label=lbl, count=n or 0)
-                     for (v, lbl), n in zip(labels, other[:3], strict=True) if n],
-            "capacity": [FacetCount(value=v, label=lbl, count=n or 0)
-                         for (v, lbl), n in zip((("has_capacity", "Has capacity"),
-                                                 ("waitlist", "Waitlist")), other[3:5],
-                                                strict=True) if n],
-            "languages": [FacetCount(value="es", label="Spanish", count=other[5])]
-            if other[5] else [],
-        }
 
     def _near_misses(self, conn: Connection, query: SearchQuery, place: Place, need: Need,
                      need_clause: str | None, found: list[dict[str, Any]], now: datetime
