@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.deps import SessionDep, SettingsDep
 from service.directory.categories import category_tree
@@ -49,21 +49,28 @@ def search_get(
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
     near_misses: Annotated[bool, Query(description="Also list near misses.")] = False,
-) -> SearchResponse:
+) -> Response:
     """Services for a need near a place, best first, each with reasons and cautions."""
     query = SearchQuery(
         q=q, categories=category, near=near, radius_mi=radius_mi,
         client=ClientProfile(age=age, gender=gender, language=language, insurance=insurance),
         open_now=open_now, cost=cost, sort=sort, page=page, per_page=per_page,
         include_near_misses=near_misses)
-    return search_service.search(backend, geocoder, query, demo_notice=settings.demo_notice)
+    return _json(search_service.search(backend, geocoder, query,
+                                       demo_notice=settings.demo_notice))
+
+
+def _json(response: SearchResponse) -> Response:
+    """The response serialised once by pydantic (FastAPI would validate it again first)."""
+    return Response(content=response.model_dump_json(), media_type="application/json")
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search with a full profile")
 def search_post(query: SearchQuery, backend: BackendDep, geocoder: GeocoderDep,
-                settings: SettingsDep) -> SearchResponse:
+                settings: SettingsDep) -> Response:
     """The same search, with the whole client profile and every filter in a JSON body."""
-    return search_service.search(backend, geocoder, query, demo_notice=settings.demo_notice)
+    return _json(search_service.search(backend, geocoder, query,
+                                       demo_notice=settings.demo_notice))
 
 
 @router.get("/suggest", response_model=list[Suggestion], summary="Type-ahead")
