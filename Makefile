@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: install demo serve test test-fast lint bench clean
+.PHONY: install demo serve test test-fast lint bench bench-import bench-search quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,19 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check service indexer tests bench
 
-## Import and search figures (see bench/README.md)
-bench: install
+## Figures: import rate, search latency and throughput beside the shared baselines
+bench: bench-import bench-search
+
+bench-import: install
 	$(BIN)/python -m bench.run --shared $(SHARED)
+
+bench-search: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || true
+	$(BIN)/python -m bench.search --shared $(SHARED)
+
+## Search quality on the shared 211 directories: precision@10, recall, colloquial phrasings
+quality: install
+	$(BIN)/python -m bench.quality --shared $(SHARED)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

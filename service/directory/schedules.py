@@ -1467,6 +1467,9 @@ def _rule_weekdays(rule: Rule) -> set[int]:
     return set(range(7)) if rule.effective_freq or rule.dtstart else set()
 
 
+_ONES = b"\x01" * (7 * 24 * 60)
+
+
 def weekly_open_slots(rules: Iterable[Rule] | ParsedHours) -> WeeklySlots:
     """Hour-of-week buckets of ``rules`` for a fast "open now" prefilter (see WeeklySlots)."""
     rules = _as_rules(rules)
@@ -1481,24 +1484,24 @@ def weekly_open_slots(rules: Iterable[Rule] | ParsedHours) -> WeeklySlots:
         if not rule.is_closure and (rule.opens_at is None or rule.closes_at is None):
             start, end = 0, _DAY_MINUTES
         unconditional = not rule.is_closure and _unconditional(rule)
+        targets = [touched_by_closure] if rule.is_closure else (
+            [maybe, sure] if unconditional else [maybe])
         for weekday in _rule_weekdays(rule):
-            base = weekday * _DAY_MINUTES
-            for minute in range(base + start, base + end):
-                index = minute % _WEEK_MINUTES
-                if rule.is_closure:
-                    touched_by_closure[index] = 1
-                else:
-                    maybe[index] = 1
-                    if unconditional:
-                        sure[index] = 1
+            first = weekday * _DAY_MINUTES + start
+            last = weekday * _DAY_MINUTES + end  # may run past the week's end: wrap it
+            for lo, hi in ((first, min(last, _WEEK_MINUTES)),
+                           (0, max(0, last - _WEEK_MINUTES))):
+                if hi > lo:
+                    for target in targets:
+                        target[lo:hi] = _ONES[: hi - lo]
     hours = set()
     certain = set()
     for bucket in range(168):
-        chunk = slice(bucket * 60, bucket * 60 + 60)
-        if any(maybe[chunk]):
+        lo, hi = bucket * 60, bucket * 60 + 60
+        if maybe.find(1, lo, hi) != -1:
             hours.add(bucket)
-        if all(sure[chunk]) and not any(touched_by_closure[chunk]):
-            certain.add(bucket)
+            if sure.find(0, lo, hi) == -1 and touched_by_closure.find(1, lo, hi) == -1:
+                certain.add(bucket)
     return WeeklySlots(
         hours=frozenset(hours),
         certain=frozenset(certain),

@@ -39,8 +39,11 @@ def cell_token(precision: int, value: int) -> str:
 
 
 def point_tokens(lat: float, lon: float) -> list[str]:
-    """Tokens of a document's point at every indexed precision."""
-    return [cell_token(p, cell(lat, lon, p)) for p in PRECISIONS]
+    """Tokens of a document's point at every indexed precision (a coarser cell's number is a
+    prefix of the finer one's bits, so one computation serves all)."""
+    finest = PRECISIONS[-1]
+    value = cell(lat, lon, finest)
+    return [cell_token(p, value >> (5 * (finest - p))) for p in PRECISIONS]
 
 
 def _cell_size(precision: int) -> tuple[float, float]:

@@ -204,28 +204,41 @@ class SqliteSearchBackend:
             "SELECT value FROM search_meta WHERE key = 'generation'").scalar_one()
 
     def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
+        """Insert documents (whose services have no documents yet) in batches."""
         self._bump(conn)
+        raw = conn.connection.dbapi_connection
+        next_rowid = (conn.exec_driver_sql(f"SELECT max(rowid) FROM {prefix}search_doc")
+                      .scalar() or 0) + 1
+        cols = ", ".join(("rowid",) + DOC_COLUMNS)
+        marks = ", ".join("?" for _ in range(len(DOC_COLUMNS) + 1))
         n = 0
-        cols = ", ".join(DOC_COLUMNS)
-        marks = ", ".join(f":{c}" for c in DOC_COLUMNS)
+        batch: dict[str, list[tuple]] = {"doc": [], "fts": [], "point": [], "cat": []}
+
+        def flush() -> None:
+            raw.executemany(f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})",
+                            batch["doc"])
+            raw.executemany(f"INSERT INTO {prefix}search_fts (rowid, name, organization, body, "
+                            "tags) VALUES (?, ?, ?, ?, ?)", batch["fts"])
+            raw.executemany(f"INSERT INTO {prefix}search_point VALUES (?, ?, ?, ?, ?)",
+                            batch["point"])
+            raw.executemany(f"INSERT INTO {prefix}search_doc_category (category_id, rowid) "
+                            "VALUES (?, ?)", batch["cat"])
+            for rows in batch.values():
+                rows.clear()
+
         for doc in docs:
             values = _row_values(doc)
-            conn.exec_driver_sql(f"DELETE FROM {prefix}search_doc WHERE key = :key",
-                                 {"key": doc.key})
-            rowid = conn.exec_driver_sql(
-                f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})", values).lastrowid
-            conn.exec_driver_sql(
-                f"INSERT INTO {prefix}search_fts (rowid, name, organization, body, tags) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (rowid, doc.name, doc.organization or "", doc.body(), doc.tags()))
+            rowid = next_rowid + n
+            batch["doc"].append((rowid,) + tuple(values[c] for c in DOC_COLUMNS))
+            batch["fts"].append((rowid, doc.name, doc.organization or "", doc.body(),
+                                 doc.tags()))
             if doc.lat is not None and doc.lon is not None:
-                conn.exec_driver_sql(f"INSERT INTO {prefix}search_point VALUES (?, ?, ?, ?, ?)",
-                                     (rowid, doc.lat, doc.lat, doc.lon, doc.lon))
-            conn.exec_driver_sql(
-                f"INSERT INTO {prefix}search_doc_category (category_id, rowid) "
-                "SELECT value, ? FROM json_each(?)",
-                (rowid, json.dumps(values["categories"].split())))
+                batch["point"].append((rowid, doc.lat, doc.lat, doc.lon, doc.lon))
+            batch["cat"] += [(cid, rowid) for cid in values["categories"].split()]
             n += 1
+            if len(batch["doc"]) >= 2000:
+                flush()
+        flush()
         return n
 
     def _delete_services(self, conn: Connection, service_ids: list[str]) -> int:
