@@ -87,8 +87,8 @@ class Applier:
         with raw.cursor() as cursor:
             for table in STAGED_TABLES:
                 cols = columns_of(table)
-                cursor.execute(f"CREATE TEMP TABLE stg_{table} ON COMMIT DROP AS SELECT * FROM {table} "
-                               "WITH NO DATA")
+                cursor.execute(f"CREATE TEMP TABLE stg_{table} ON COMMIT DROP AS SELECT * "
+                               f"FROM {table} WITH NO DATA")
                 with cursor.copy(f"COPY stg_{table} ({', '.join(cols)}) FROM STDIN") as copy:
                     for row in self.stage.query(f"SELECT {', '.join(cols)} FROM {table}"):
                         copy.write_row(row)

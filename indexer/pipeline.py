@@ -169,7 +169,14 @@ def load(
         raise
     finally:
         stage.close()
+    from indexer.duplicates import find_duplicates
     from service.search.service import refresh_index
+
+    if report.status == "done":
+        merged = find_duplicates(db)
+        report.changed_service_ids |= merged
+        with db.session() as session:
+            report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
     report.count("search", "indexed", refresh_index(db, report.changed_service_ids))
     _finish_run(db, report)
     return report
@@ -269,15 +276,25 @@ def _check_references(stage: Stage, report: RunReport) -> None:
                 f"SELECT record_source_id, _file, _line FROM {table} WHERE {missing_sql}"))
             if not rows:
                 continue
+            what = "record" if target == "*" else target
             for source_id, file, line in rows[:1000]:
-                report.problems.error(file, line, fk, f"refers to a {target if target != '*' else 'record'} "
-                                      "that is not in the import; row kept without the link",
-                                      table=table, source_id=source_id)
+                report.problems.error(file, line, fk, f"refers to a {what} that is not in the "
+                                      "import; row kept without the link", table=table,
+                                      source_id=source_id)
             if len(rows) > 1000:
                 report.problems.error(rows[0][1], None, fk, f"{len(rows) - 1000} more rows "
                                       "refer to missing records", table=table)
             report.count(table, flag, len(rows))
             stage.execute(f"UPDATE {table} SET {fk} = NULL WHERE {missing_sql}")
+
+
+def _duplicates(session: Any, source: str) -> int:
+    from sqlalchemy import func
+
+    from service.directory.tables import service
+    return session.execute(select(func.count()).select_from(service)
+                           .where(service.c.record_source == source)
+                           .where(service.c.duplicate_of.is_not(None))).scalar_one()
 
 
 def _count_service_states(stage: Stage, report: RunReport) -> None:

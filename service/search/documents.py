@@ -190,6 +190,7 @@ def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchD
         .outerjoin(organization, organization.c.id == service.c.organization_id)
         .where(service.c.id.in_(ids))
         .where(service.c.is_active).where(~service.c.is_hidden)
+        .where(service.c.duplicate_of.is_(None))
         .where(service.c.status.in_(SEARCHABLE_STATUSES))).mappings().all()
     if not services:
         return
@@ -199,6 +200,13 @@ def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchD
                                         service_category.c.category_id)
                                  .where(service_category.c.service_id.in_(sids))):
         categories[sid].append(cid)
+    # A kept duplicate lists the categories of the listings merged into it.
+    for keeper, cid in conn.execute(
+            select(service.c.duplicate_of, service_category.c.category_id)
+            .join(service_category, service_category.c.service_id == service.c.id)
+            .where(service.c.duplicate_of.in_(sids)).where(service.c.is_active)):
+        if cid not in categories[keeper]:
+            categories[keeper].append(cid)
     sals = _grouped(conn, t_sal, "service_id", sids)
     loc_ids = [s["location_id"] for rows in sals.values() for s in rows if s["location_id"]]
     locations = {k: v[0] for k, v in _grouped(conn, t_loc, "id", loc_ids).items()}

@@ -70,7 +70,8 @@ def test_hsds_example_csv_package_imports_with_every_table(db: Database, version
         if file is None:
             continue
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            expected = sum(1 for row in csv.DictReader(handle) if any(v.strip() for v in row.values()))
+            expected = sum(1 for row in csv.DictReader(handle)
+                           if any(v.strip() for v in row.values()))
         assert report.counts[table]["read"] == expected, table
         stored = count(db, table)
         # Rows are kept even when a foreign key is broken (the link is dropped and reported).

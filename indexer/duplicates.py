@@ -1,0 +1,106 @@
+"""The same service arriving twice (within a source or from two sources) is listed once.
+
+Two active services are duplicates when their organisation, their name and their street address
+(with ZIP) are the same after normalising case, punctuation and common street abbreviations:
+for example a facility that is both on SAMHSA's mental health list and on its substance use
+list. One of them is kept (the most recently verified, then the one with the most categories,
+then by source name) and the others point at it with `service.duplicate_of`: search lists the
+kept one, with the categories of all of them; admins see every merge and can undo it by editing
+either record. Nothing is deleted, and a later import recomputes the groups.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from service.db import Database
+from service.directory.tables import (
+    hsds_tables,
+    organization,
+    service,
+    service_category,
+)
+
+ABBREVIATIONS = {
+    "street": "st", "avenue": "ave", "road": "rd", "boulevard": "blvd", "drive": "dr",
+    "suite": "ste", "north": "n", "south": "s", "east": "e", "west": "w", "place": "pl",
+    "court": "ct", "lane": "ln", "highway": "hwy", "parkway": "pkwy", "floor": "fl",
+    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
+    "incorporated": "inc", "saint": "st", "center": "ctr", "centre": "ctr",
+}
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def normalise(text: str | None) -> str:
+    """Lower case, words only, common abbreviations folded."""
+    words = _WORD.findall((text or "").lower())
+    return " ".join(ABBREVIATIONS.get(w, w) for w in words)
+
+
+def duplicate_key(name: str | None, org: str | None, street: str | None,
+                  postal_code: str | None) -> tuple[str, str, str, str] | None:
+    """The key two duplicates share, or None when there is too little to compare."""
+    street_n = normalise(street)
+    zip5 = (postal_code or "")[:5]
+    if not street_n or not zip5 or not name:
+        return None
+    return normalise(name), normalise(org), street_n, zip5
+
+
+def find_duplicates(db: Database) -> set[str]:
+    """Recompute every duplicate group; returns the services whose listing changed."""
+    sal = hsds_tables["service_at_location"]
+    address = hsds_tables["address"]
+    first_address = (select(address.c.location_id, func.min(address.c.id).label("address_id"))
+                     .where(func.coalesce(address.c.address_type, "physical") != "postal")
+                     .group_by(address.c.location_id).subquery())
+    categories = (select(service_category.c.service_id,
+                         func.count().label("n")).group_by(service_category.c.service_id)
+                  .subquery())
+    query = (
+        select(service.c.id, service.c.name, organization.c.name.label("org"),
+               address.c.address_1, address.c.postal_code, service.c.verified_at,
+               service.c.record_source, func.coalesce(categories.c.n, 0).label("categories"),
+               service.c.duplicate_of)
+        .join(organization, organization.c.id == service.c.organization_id, isouter=True)
+        .join(sal, sal.c.service_id == service.c.id)
+        .join(first_address, first_address.c.location_id == sal.c.location_id)
+        .join(address, address.c.id == first_address.c.address_id)
+        .join(categories, categories.c.service_id == service.c.id, isouter=True)
+        .where(service.c.is_active).where(~service.c.is_hidden)
+    )
+    groups: dict[tuple[str, ...], dict[str, Any]] = defaultdict(dict)
+    current: dict[str, str | None] = {}
+    with db.session() as session:
+        for row in session.execute(query).mappings():
+            current[row["id"]] = row["duplicate_of"]
+            key = duplicate_key(row["name"], row["org"], row["address_1"], row["postal_code"])
+            if key is not None:
+                groups[key][row["id"]] = row
+        stale = session.execute(select(service.c.id, service.c.duplicate_of)
+                                .where(service.c.duplicate_of.is_not(None))).all()
+    wanted: dict[str, str | None] = {sid: None for sid, _ in stale}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        keeper = max(members.values(), key=lambda r: (
+            r["verified_at"] is not None, str(r["verified_at"] or ""), r["categories"],
+            r["record_source"] == min(m["record_source"] for m in members.values()),
+            r["id"]))
+        for sid in members:
+            wanted[sid] = None if sid == keeper["id"] else keeper["id"]
+    changes = {sid: target for sid, target in wanted.items()
+               if current.get(sid, dict(stale).get(sid)) != target}
+    if changes:
+        with db.session(write=True) as session:
+            for sid, target in changes.items():
+                session.execute(update(service).where(service.c.id == sid)
+                                .values(duplicate_of=target))
+    touched = set(changes)
+    touched.update(t for t in changes.values() if t)
+    touched.update(v for k, v in current.items() if k in changes and v)
+    return touched
