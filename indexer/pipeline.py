@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class RunReport:
     problems: Problems = field(default_factory=Problems)
     message: str = ""
     changed_service_ids: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase
 
     def count(self, table: str, outcome: str, n: int = 1) -> None:
         """Add `n` to one table's outcome."""
@@ -75,6 +77,7 @@ class RunReport:
             "precision": dict(self.precision),
             "errors": len(self.problems.errors),
             "warnings": len(self.problems) - len(self.problems.errors),
+            "seconds": self.seconds,
         }
 
     def lines(self, *, max_problems: int = 50) -> list[str]:
@@ -98,6 +101,19 @@ class RunReport:
             out.append(f"    ... {len(self.problems) - max_problems} more "
                        "(signpost index problems RUN_ID lists them all)")
         return out
+
+
+class _Clock:
+    """Records how long each phase of a run took, on the report."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.seconds[phase] = round(now - self.last, 2)
+        self.last = now
 
 
 def _table_order(table: str) -> int:
@@ -129,7 +145,9 @@ def load(
     stage = Stage(stage_dir)
     try:
         normalizer = Normalizer(source, report.problems)
+        clock = _Clock(report)
         _fill_stage(stage, loader.read(path, report.problems), normalizer, report, progress)
+        clock.lap("read")
         normalizer.report_totals(path.name)
         stage.commit()
         if not any(stage.count(t) for t in STAGED_TABLES):
@@ -138,7 +156,9 @@ def load(
             raise ImportStopped(report)
         _check_duplicates(stage, report)
         _check_references(stage, report)
+        clock.lap("check")
         enrich.enrich_stage(stage, report, geocoder=geocoder, progress=progress)
+        clock.lap("enrich")
         _count_service_states(stage, report)
         if progress:
             progress("applying", 0)
@@ -154,6 +174,7 @@ def load(
                 raise _DryRun
             report.changed_service_ids = applier.apply(report.run_id)
             report.status = "done"
+        clock.lap("apply")
     except _DryRun:
         pass
     except ImportStopped:
@@ -172,12 +193,15 @@ def load(
     from indexer.duplicates import find_duplicates
     from service.search.service import refresh_index
 
+    clock = _Clock(report)
     if report.status == "done":
         merged = find_duplicates(db)
         report.changed_service_ids |= merged
         with db.session() as session:
             report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
+        clock.lap("duplicates")
     report.count("search", "indexed", refresh_index(db, report.changed_service_ids))
+    clock.lap("index")
     _finish_run(db, report)
     return report
 
