@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -84,18 +85,28 @@ def broaden(need: Need) -> tuple[Need, list[str]] | None:
 # --- spelling --------------------------------------------------------------------------------
 
 
-_stemmer = sqlite3.connect(":memory:", check_same_thread=False)
-_stemmer.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 "
-                 "remove_diacritics 2')")
-_stemmer.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+_local = threading.local()
+
+
+def _stemmer() -> sqlite3.Connection:
+    """A private in-memory FTS5 table per thread, used only to run SQLite's porter stemmer."""
+    conn = getattr(_local, "stemmer", None)
+    if conn is None:
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 "
+                     "remove_diacritics 2')")
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+        _local.stemmer = conn
+    return conn
 
 
 @lru_cache(maxsize=50000)
 def stem(word: str) -> str:
     """The porter stem the index stores for a word (SQLite's own tokenizer)."""
-    _stemmer.execute("DELETE FROM t")
-    _stemmer.execute("INSERT INTO t VALUES (?)", (word,))
-    row = _stemmer.execute("SELECT term FROM v").fetchone()
+    conn = _stemmer()
+    conn.execute("DELETE FROM t")
+    conn.execute("INSERT INTO t VALUES (?)", (word,))
+    row = conn.execute("SELECT term FROM v").fetchone()
     return row[0] if row else word
 
 
