@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -49,7 +49,7 @@ from service.search.understand import (
 )
 
 DOC_COLUMNS = (
-    "key", "service_id", "lat", "lon", "is_area", "min_age", "max_age", "genders",
+    "key", "service_id", "name_lc", "lat", "lon", "is_area", "min_age", "max_age", "genders",
     "languages", "cost", "categories", "status", "is_referable", "capacity_status",
     "verified_at", "hours_known", "open_hours", "open_certain", "time_zone", "doc",
 )
@@ -57,6 +57,7 @@ DOC_COLUMNS = (
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {p}search_doc (
         rowid INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, service_id TEXT NOT NULL,
+        name_lc TEXT NOT NULL,
         lat REAL, lon REAL, is_area INTEGER NOT NULL, min_age INTEGER, max_age INTEGER,
         genders TEXT, languages TEXT, cost TEXT, categories TEXT, status TEXT NOT NULL,
         is_referable INTEGER NOT NULL, capacity_status TEXT, verified_at TEXT,
@@ -106,7 +107,9 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
         "lat": doc.lat, "lon": doc.lon,
     }
     return {
-        "key": doc.key, "service_id": doc.service_id, "lat": doc.lat, "lon": doc.lon,
+        "key": doc.key, "service_id": doc.service_id,
+        "name_lc": " " + normalise(f"{doc.name} {doc.organization or ''}") + " ",
+        "lat": doc.lat, "lon": doc.lon,
         "is_area": int(doc.sal_id is None),
         "min_age": elig.get("min_age") if restricted_age else None,
         "max_age": elig.get("max_age") if restricted_age else None,
@@ -165,6 +168,13 @@ def _facets(category_counts: list[tuple[str, int]], sums: dict[str, int],
             group, label = FACET_LABELS[key]
             out[group].append(FacetCount(value=key, label=label, count=n))
     return out
+
+
+class NeedMatch(NamedTuple):
+    """The FTS5 query of a need: everything that answers it, and its text part alone."""
+
+    need: str
+    text: str | None
 
 
 class SqliteSearchBackend:
@@ -336,9 +346,10 @@ class SqliteSearchBackend:
                 self._vocab_loaded = now
             return self._vocab
 
-    def _need_clause(self, need: Need, vocabulary: dict[str, int]) -> tuple[str | None,
-                                                                           dict[str, list[str]]]:
+    def _need_clause(self, need: Need, vocabulary: dict[str, int]) -> tuple[
+            NeedMatch | None, dict[str, list[str]]]:
         parts = []
+        text_parts = []
         tree = category_tree()
         top = {c for c in need.category_ids
                if not any(a.id in need.category_ids for a in (tree.ancestors(c) if c in tree
@@ -351,7 +362,7 @@ class SqliteSearchBackend:
             # that is only in the category.
             words = [w for w in normalise(phrase).split() if w not in STOP_WORDS]
             if words:
-                parts.append("{name organization body} : (" + " AND ".join(
+                text_parts.append("{name organization body} : (" + " AND ".join(
                     fts_term(stem(w)) for w in words) + ")")
         if need.words:
             terms = []
@@ -363,10 +374,12 @@ class SqliteSearchBackend:
                 options = options or [stemmed]
                 group = " OR ".join(fts_term(o) for o in options)
                 terms.append(f"({group})" if len(options) > 1 else group)
-            parts.append("{name organization body} : (" + " AND ".join(terms) + ")")
+            text_parts.append("{name organization body} : (" + " AND ".join(terms) + ")")
+        parts += text_parts
         if not parts:
             return None, corrections
-        return " OR ".join(f"({p})" for p in parts), corrections
+        text = " OR ".join(f"({p})" for p in text_parts) or None
+        return NeedMatch(" OR ".join(f"({p})" for p in parts), text), corrections
 
     @staticmethod
     def _place_clause(place: Place | None, radius: float) -> str | None:
@@ -470,21 +483,23 @@ class SqliteSearchBackend:
         return self._slot_cache[1]
 
     def _candidates(self, conn: Connection, query: SearchQuery, place: Place | None,
-                    need: Need, need_clause: str | None, radius: float, now: datetime,
+                    need: Need, match: NeedMatch | None, radius: float, now: datetime,
                     *, eligibility: bool = True, limit: int | None = None,
                     offset: int | None = None, want_facets: bool = True
                     ) -> tuple[list[dict[str, Any]], int, dict[str, list[FacetCount]]]:
         params: dict[str, Any] = {}
-        clauses = [c for c in (need_clause, self._place_clause(place, radius)) if c]
+        place_clause = self._place_clause(place, radius)
+        clauses = [c for c in (match.need if match else None, place_clause) if c]
         where = self._filters(query, params, eligibility=eligibility)
         if clauses:
             params["match"] = " AND ".join(f"({c})" for c in clauses)
-            source = ("(SELECT rowid, bm25(search_fts, 8.0, 3.0, 1.0, 0.0) AS bm "
-                      "FROM search_fts WHERE search_fts MATCH :match) h "
+            # No bm25(): it counts every document holding each term (a full scan of common
+            # words' lists), which costs far more than the MATCH itself. Text relevance is
+            # scored below from where the words appear instead.
+            source = ("(SELECT rowid FROM search_fts WHERE search_fts MATCH :match) h "
                       "JOIN search_doc d ON d.rowid = h.rowid")
         else:
-            source = "(SELECT rowid, 0.0 AS bm FROM search_doc) h JOIN search_doc d " \
-                     "ON d.rowid = h.rowid"
+            source = "(SELECT rowid FROM search_doc) h JOIN search_doc d ON d.rowid = h.rowid"
         if place is not None:
             params.update(rlat=math.radians(place.lat), rlon=math.radians(place.lon),
                           coslat=math.cos(math.radians(place.lat)), radius=radius,
@@ -514,9 +529,29 @@ class SqliteSearchBackend:
         insurance_hit = ("(" + " OR ".join(f"instr(d.cost, :ins{i}) > 0"
                                            for i in range(len(covers))) + ")") if covers else "0"
         params["stale_before"] = now.replace(year=now.year - 1).isoformat()
+        # Words of the need found in the listing's name or organization (matched listings hold
+        # every word somewhere; in the name counts most).
+        words = [normalise(w) for w in need.words + [p for p in need.phrases]]
+        words = [w for w in words if w][:6]
+        for i, word in enumerate(words):
+            params[f"word{i}"] = word
+        name_hits = ("((" + " + ".join(f"(instr(d.name_lc, :word{i}) > 0)"
+                                       for i in range(len(words))) + f") / {len(words)}.0)"
+                     ) if words else "0"
+        # Listings whose text (not only their category) says what was asked: one more small
+        # MATCH, bounded by the same place.
+        text_cte = ""
+        text_hit = "0"
+        if match is not None and match.text:
+            params["text_match"] = f"({match.text})" + (f" AND ({place_clause})"
+                                                        if place_clause else "")
+            text_cte = ("t AS MATERIALIZED (SELECT rowid FROM search_fts WHERE search_fts "
+                        "MATCH :text_match), ")
+            text_hit = "(d.rowid IN (SELECT rowid FROM t))"
         score = (
             f"3.0 * {category_hit}"
-            " + 2.0 * (-h.bm) / (1.0 + (-h.bm))"
+            f" + 1.5 * {text_hit}"
+            + f" + 2.0 * {name_hits}"
             + (f" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-{distance} / :scale) END)"
                if place is not None else "")
             + " + 0.5 * (instr(d.languages, :client_lang) > 0)"
@@ -550,7 +585,7 @@ class SqliteSearchBackend:
             for key, expr in FACET_SUMS:
                 parts.append(f"SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, '{key}', "
                              f"coalesce(sum({expr}), 0) FROM f")
-        sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
+        sql = (f"WITH {text_cte}f AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
                f"{score} AS score, d.cost AS cost, d.languages AS languages, "
                f"d.capacity_status AS capacity_status FROM {source} "
                f"WHERE {' AND '.join(where)}) " + " UNION ALL ".join(parts))
@@ -576,7 +611,7 @@ class SqliteSearchBackend:
         return rows, total, facets
 
     def _near_misses(self, conn: Connection, query: SearchQuery, place: Place, need: Need,
-                     need_clause: str | None, found: list[dict[str, Any]], now: datetime
+                     need_clause: NeedMatch | None, found: list[dict[str, Any]], now: datetime
                      ) -> list[NearMiss]:
         wider = min(query.radius_mi * 2, 250.0)
         rows, _, _ = self._candidates(conn, query, place, need, need_clause, wider, now,
