@@ -170,6 +170,17 @@ def _facets(category_counts: list[tuple[str, int]], sums: dict[str, int],
     return out
 
 
+def _exact_distances(rows: list[dict[str, Any]], place: Place | None) -> None:
+    """Replace the ranking's fast distance by the great-circle one on the rows shown."""
+    if place is None:
+        return
+    for row in rows:
+        if row["dist"] is not None:
+            doc = json.loads(row["doc"])
+            if doc.get("lat") is not None:
+                row["dist"] = geo.distance_mi(place.lat, place.lon, doc["lat"], doc["lon"])
+
+
 class NeedMatch(NamedTuple):
     """The FTS5 query of a need: everything that answers it, and its text part alone."""
 
@@ -407,6 +418,7 @@ class SqliteSearchBackend:
             need_clause, corrections = self._need_clause(need, vocabulary)
             rows, total, facets = self._candidates(conn, query, place, need, need_clause,
                                                    query.radius_mi, now)
+            _exact_distances(rows, place)
             broadened = None
             if not total and need.category_ids and not need.chosen_ids:
                 # Nothing this specific nearby ("detox"): try the parent category once.
@@ -417,6 +429,7 @@ class SqliteSearchBackend:
                     corrections.update(more)
                     rows, total, facets = self._candidates(conn, query, place, need,
                                                            need_clause, query.radius_mi, now)
+                    _exact_distances(rows, place)
             near_misses: list[NearMiss] = []
             if query.include_near_misses and place is not None:
                 near_misses = self._near_misses(conn, query, place, need, need_clause, rows,
@@ -467,6 +480,13 @@ class SqliteSearchBackend:
             self._zones_version = version
         return self._zone_list
 
+    @staticmethod
+    def _place_slot(place: Place, at: datetime) -> int:
+        from indexer.geocode import timezone_for
+
+        zone = timezone_for(place.lat, place.lon) or "America/New_York"
+        return hour_of_week(at, zone)
+
     def _slots(self, conn: Connection, at: datetime) -> str:
         zones = self._zones(conn)
         key = (tuple(zones), at.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
@@ -501,11 +521,13 @@ class SqliteSearchBackend:
         else:
             source = "(SELECT rowid FROM search_doc) h JOIN search_doc d ON d.rowid = h.rowid"
         if place is not None:
-            params.update(rlat=math.radians(place.lat), rlon=math.radians(place.lon),
+            # Equirectangular distance: within 0.5% of the great circle at these radii, with no
+            # trigonometry per row; results shown carry the exact distance (see _result).
+            params.update(lat=place.lat, lon=place.lon,
                           coslat=math.cos(math.radians(place.lat)), radius=radius,
                           scale=max(1.0, radius / 2))
-            distance = DISTANCE_SQL
-            where.append(f"(d.is_area = 1 OR {distance} <= :radius)")
+            distance = ("(69.09 * sqrt((d.lat - :lat) * (d.lat - :lat) + (d.lon - :lon) * "
+                        "(d.lon - :lon) * :coslat * :coslat))")
         else:
             distance = "NULL"
         at = query.open_at or (now if query.open_now else None)
@@ -552,7 +574,7 @@ class SqliteSearchBackend:
             f"3.0 * {category_hit}"
             f" + 1.5 * {text_hit}"
             + f" + 2.0 * {name_hits}"
-            + (f" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-{distance} / :scale) END)"
+            + (" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-d.dist / :scale) END)"
                if place is not None else "")
             + " + 0.5 * (instr(d.languages, :client_lang) > 0)"
             + " + 0.4 * (CASE d.capacity_status WHEN 'has_capacity' THEN 1"
@@ -562,9 +584,10 @@ class SqliteSearchBackend:
             + " + 0.2 * (instr(d.cost, ' free ') > 0)"
         )
         if at is None and place is not None:
-            params["now_slots"] = self._slots(conn, now)
-            score += (" + 0.3 * (substr(d.open_certain, coalesce(json_extract(:now_slots, '$.\"'"
-                      " || d.time_zone || '\"'), -1) + 1, 1) = '1')")
+            # "Open now" as a ranking signal, in the client's zone (listings within the radius
+            # share it but for a few near a border); the open_now filter is exact per listing.
+            params["now_slot"] = self._place_slot(place, now)
+            score += " + 0.3 * (substr(d.open_certain, :now_slot + 1, 1) = '1')"
         order = "score DESC, rowid" if query.sort == "relevance" or place is None else \
             "dist IS NULL, dist, score DESC, rowid"
         params["limit"] = limit if limit is not None else query.per_page
@@ -582,13 +605,19 @@ class SqliteSearchBackend:
             parts.append("SELECT * FROM (SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, "
                          "c.category_id, count(*) FROM f JOIN search_doc_category c "
                          "ON c.rowid = f.rowid GROUP BY c.category_id)")
-            for key, expr in FACET_SUMS:
-                parts.append(f"SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, '{key}', "
-                             f"coalesce(sum({expr}), 0) FROM f")
-        sql = (f"WITH {text_cte}f AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
-               f"{score} AS score, d.cost AS cost, d.languages AS languages, "
-               f"d.capacity_status AS capacity_status FROM {source} "
-               f"WHERE {' AND '.join(where)}) " + " UNION ALL ".join(parts))
+            parts.append("SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, 'sums', " + " || ',' || "
+                         .join(f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS)
+                         + " FROM f")
+        distance_filter = "WHERE d.is_area = 1 OR d.dist <= :radius" if place is not None \
+            else ""
+        sql = (f"WITH {text_cte}g AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
+               "d.is_area AS is_area, d.categories AS categories, d.languages AS languages, "
+               "d.cost AS cost, d.capacity_status AS capacity_status, "
+               "d.verified_at AS verified_at, d.open_certain AS open_certain, "
+               f"d.name_lc AS name_lc FROM {source} WHERE {' AND '.join(where)}), "
+               f"f AS MATERIALIZED (SELECT d.rowid AS rowid, d.dist AS dist, {score} AS score, "
+               "d.cost AS cost, d.languages AS languages, d.capacity_status AS capacity_status "
+               f"FROM g d {distance_filter}) " + " UNION ALL ".join(parts))
         rows: list[dict[str, Any]] = []
         total = 0
         category_counts: list[tuple[str, int]] = []
@@ -603,7 +632,8 @@ class SqliteSearchBackend:
             elif kind == 2:
                 category_counts.append((key, n))
             else:
-                sums[key] = n
+                sums = dict(zip((k for k, _ in FACET_SUMS), map(int, str(n).split(",")),
+                                strict=True))
         rows.sort(key=lambda r: r["pos"])
         facets: dict[str, list[FacetCount]] = {}
         if want_facets and total:
@@ -617,6 +647,7 @@ class SqliteSearchBackend:
         rows, _, _ = self._candidates(conn, query, place, need, need_clause, wider, now,
                                       eligibility=False, limit=query.per_page * 4, offset=0,
                                       want_facets=False)
+        _exact_distances(rows, place)
         seen = {r["rowid"] for r in found}
         misses: list[NearMiss] = []
         for row in rows:
