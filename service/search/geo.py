@@ -15,8 +15,28 @@ PRECISIONS = (2, 3, 4, 5, 6)
 EARTH_MI = 3958.8
 
 
+def _spread(x: int) -> int:
+    """Put a zero bit between each of the 16 low bits of x (for Morton interleaving)."""
+    x = (x | (x << 8)) & 0x00FF00FF
+    x = (x | (x << 4)) & 0x0F0F0F0F
+    x = (x | (x << 2)) & 0x33333333
+    return (x | (x << 1)) & 0x55555555
+
+
 def cell(lat: float, lon: float, precision: int) -> int:
-    """The geohash cell of a point as an integer (5 bits per geohash character)."""
+    """The geohash cell of a point as an integer (5 bits per geohash character).
+
+    A geohash interleaves longitude and latitude bits, longitude first; at 6 characters each
+    gets 15 bits, and a shorter geohash is a prefix of the longer one's bits.
+    """
+    if precision <= 6:
+        lon15 = min(32767, max(0, int((lon + 180.0) / 360.0 * 32768)))
+        lat15 = min(32767, max(0, int((lat + 90.0) / 180.0 * 32768)))
+        return ((_spread(lon15) << 1) | _spread(lat15)) >> (5 * (6 - precision))
+    return _cell_slow(lat, lon, precision)
+
+
+def _cell_slow(lat: float, lon: float, precision: int) -> int:
     bits = 5 * precision
     lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
     value = 0
