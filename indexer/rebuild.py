@@ -16,9 +16,10 @@ from indexer.geocode import timezone_for
 from service.db import Database
 from service.directory.eligibility import parse_eligibility
 from service.directory.service_areas import parse_service_area
-from service.directory.tables import location, service, service_area
+from service.directory.tables import hsds_tables, location, service
 
 BATCH = 2000
+service_area = hsds_tables["service_area"]
 
 
 def rebuild(db: Database) -> Counter[str]:

@@ -114,6 +114,8 @@ def search_package() -> Package:
             capacity="waitlist")
     listing("shelter-youth", "Youth Shelter", categories="1121", lat=38.920, lon=-77.030,
             description="Emergency shelter for young people", eligibility="Youth ages 12-17")
+    listing("shelter-women", "Women's Night Shelter", categories="1121", lat=38.911,
+            lon=-77.016, description="Emergency beds", eligibility="Women only")
     listing("detox", "Riverside Detox Center", categories="1180", lat=38.900, lon=-77.010,
             description="Medically supervised withdrawal")
     listing("methadone", "Metro Methadone Clinic", categories="1181", lat=38.905, lon=-77.040,

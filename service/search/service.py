@@ -20,9 +20,16 @@ DEMO_NOTICE = ("Demo data: these listings come from public datasets that are yea
 
 def make_backend(settings: Any, db: Database) -> Any:
     """The configured search engine, or None when none can serve this directory."""
-    if settings.search_backend == "elasticsearch" or not db.is_sqlite:
-        log.warning("no search backend: the embedded one needs SQLite records, and the "
-                    "Elasticsearch one is not part of this version")
+    if settings.search_backend == "elasticsearch":
+        if not settings.elasticsearch_url:
+            log.warning("no search backend: SIGNPOST_SEARCH_BACKEND=elasticsearch needs "
+                        "SIGNPOST_ELASTICSEARCH_URL")
+            return None
+        from service.search.elasticsearch import ElasticsearchBackend
+        return ElasticsearchBackend.from_settings(settings, db)
+    if not db.is_sqlite:
+        log.warning("no search backend: the embedded one needs SQLite records; use "
+                    "SIGNPOST_SEARCH_BACKEND=elasticsearch with PostgreSQL")
         return None
     from service.search.sqlite import SqliteSearchBackend
     backend = SqliteSearchBackend(db)
@@ -63,6 +70,25 @@ def search(backend: Any, geocoder: Any, query: SearchQuery, *,
 
 def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None) -> int:
     """After an import: rewrite the changed services' documents (or rebuild when most did)."""
+    if settings is None:
+        from service.config import get_settings
+        settings = get_settings()
+    if settings.search_backend == "elasticsearch" and settings.elasticsearch_url:
+        from service.search.elasticsearch import ElasticsearchBackend
+
+        es = ElasticsearchBackend.from_settings(settings, db)
+        if not service_ids:
+            return 0
+        try:
+            if len(service_ids) > 20000 or len(service_ids) > es.count():
+                return es.rebuild()
+            with db.engine.connect() as conn:
+                return es.reindex_services(conn, service_ids)
+        except Unavailable as exc:
+            # The records are saved; only the index lags until the next rebuild.
+            log.warning("search index not refreshed (%s); run `signpost index rebuild`",
+                        exc.message)
+            return 0
     if not db.is_sqlite:
         return 0
     from service.search.sqlite import SqliteSearchBackend

@@ -113,7 +113,7 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
         "is_area": int(doc.sal_id is None),
         "min_age": elig.get("min_age") if restricted_age else None,
         "max_age": elig.get("max_age") if restricted_age else None,
-        "genders": " ".join(elig["genders"]) if restricted_gender else None,
+        "genders": " " + " ".join(elig["genders"]) + " " if restricted_gender else None,
         "languages": " " + " ".join(doc.languages) + " ",
         "cost": " " + " ".join(doc.cost) + " ",
         "categories": " " + " ".join(sorted(cats)) + " ",
@@ -303,10 +303,11 @@ class SqliteSearchBackend:
             conn.commit()
         return n
 
-    def rebuild(self) -> int:
+    def rebuild(self, db: Database | None = None) -> int:
         """Build a complete new index beside the old one, then swap them in one transaction.
 
         Searches keep using the old index until the swap, so totals never drop meanwhile.
+        (`db` is accepted for the protocol's sake: this engine lives in its own database.)
         """
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
@@ -455,7 +456,7 @@ class SqliteSearchBackend:
             where.append("(d.min_age IS NULL OR :age >= d.min_age)")
             where.append("(d.max_age IS NULL OR :age <= d.max_age)")
         if eligibility and client.gender in ("female", "male"):
-            params["gender"] = client.gender
+            params["gender"] = f" {client.gender} "  # padded: "male" is inside "female"
             where.append("(d.genders IS NULL OR instr(d.genders, :gender) > 0)")
         for i, language in enumerate(query.languages):
             params[f"lang{i}"] = f" {language.lower()} "

@@ -95,6 +95,11 @@ def test_a_17_year_old_is_not_matched_to_an_adults_only_shelter(api: TestClient)
     woman = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001",
                                                    "age": 30, "gender": "female"}))
     assert "Adult Men's Shelter" not in woman
+    man = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001",
+                                                 "age": 30, "gender": "male"}))
+    assert "Adult Men's Shelter" in man
+    assert "Women's Night Shelter" not in man  # "male" is inside "female": no false match
+    assert "Women's Night Shelter" in woman
     unknown = names(api.get("/api/v1/search", params={"q": "shelter", "near": "20001"}))
     assert {"Adult Men's Shelter", "Youth Shelter"} <= set(unknown)  # nothing left out
 
@@ -199,7 +204,7 @@ def test_an_edit_shows_in_search_at_once(directory: Database, api: TestClient) -
 def test_rebuild_keeps_every_document(directory: Database) -> None:
     backend = SqliteSearchBackend(directory)
     before = backend.count()
-    assert before == 11
+    assert before == 12
     assert backend.rebuild() == before
     assert backend.count() == before
 
