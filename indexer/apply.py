@@ -57,12 +57,17 @@ class Applier:
         if self.db.is_sqlite:
             raw = conn.connection.dbapi_connection
             raw.execute("ATTACH DATABASE ? AS stg", (str(self.stage.path),))
+            # Comparing the stage with the directory only reads the directory (and writes the
+            # stage's own file), so it runs before the write lock is taken: the lock is then
+            # held just for the rows that really change.
+            self._mark_changes(raw)
             conn.execution_options(sqlite_write=True)
             conn.begin()
         else:
             conn.begin()
             conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
             self._copy_stage_to_postgres()
+            self._mark_changes(None)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -89,12 +94,38 @@ class Applier:
                 cols = columns_of(table)
                 cursor.execute(f"CREATE TEMP TABLE stg_{table} ON COMMIT DROP AS SELECT * "
                                f"FROM {table} WITH NO DATA")
+                if table != "service_category":
+                    cursor.execute(f"ALTER TABLE stg_{table} ADD COLUMN _op text")
                 with cursor.copy(f"COPY stg_{table} ({', '.join(cols)}) FROM STDIN") as copy:
                     for row in self.stage.query(f"SELECT {', '.join(cols)} FROM {table}"):
                         copy.write_row(row)
                 if table != "service_category":
                     cursor.execute(f"CREATE INDEX ON stg_{table} (id)")
                 cursor.execute(f"ANALYZE stg_{table}")
+            cursor.execute("CREATE TEMP TABLE stg__gone (tbl text, id text) ON COMMIT DROP")
+
+    def _run(self, raw: Any, sql: str, **params: Any) -> int:
+        """One statement, on the raw SQLite connection (outside any transaction) or in ours."""
+        if raw is not None:
+            return raw.execute(sql, params).rowcount
+        return self._exec(sql, **params)
+
+    def _mark_changes(self, raw: Any) -> None:
+        """Mark each staged row new or changed (`_op`), and list the rows the new export no
+        longer has (`_gone`), comparing content hashes."""
+        sources = self._sources_sql()
+        for table in APPLY_ORDER:
+            stg = self.staged(table)
+            self._run(raw, f"UPDATE {stg} SET _op = 'new' WHERE NOT EXISTS "
+                           f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id)")
+            inactive = " OR NOT t.is_active" if table in RECORD_TABLES else ""
+            self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op IS NULL AND EXISTS "
+                           f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id AND "
+                           f"(t.row_hash <> {stg}.row_hash{inactive}))")
+            active = " AND t.is_active" if table in RECORD_TABLES else ""
+            self._run(raw, f"INSERT INTO {self.staged('_gone')} (tbl, id) SELECT '{table}', t.id "
+                           f"FROM {table} t WHERE t.record_source IN ({sources}){active} AND "
+                           f"NOT EXISTS (SELECT 1 FROM {stg} s WHERE s.id = t.id)")
 
     def _scalar(self, sql: str, **params: Any) -> Any:
         assert self.conn is not None
@@ -120,32 +151,22 @@ class Applier:
         """Count new, changed, unchanged, reactivated and deactivated rows per table."""
         plan = Plan()
         sources = self._sources_sql()
+        gone = dict(self.conn.exec_driver_sql(  # type: ignore[union-attr]
+            f"SELECT tbl, count(*) FROM {self.staged('_gone')} GROUP BY tbl").all())
         for table in APPLY_ORDER:
             stg = self.staged(table)
-            counts: Counter[str] = Counter()
-            counts["new"] = self._scalar(
-                f"SELECT count(*) FROM {stg} s WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {table} t WHERE t.id = s.id)")
-            counts["changed"] = self._scalar(
-                f"SELECT count(*) FROM {stg} s JOIN {table} t ON t.id = s.id "
-                "WHERE t.row_hash <> s.row_hash")
-            counts["unchanged"] = self._scalar(
-                f"SELECT count(*) FROM {stg} s JOIN {table} t ON t.id = s.id "
-                "WHERE t.row_hash = s.row_hash")
+            counts: Counter[str] = Counter(dict(self.conn.exec_driver_sql(  # type: ignore[union-attr]
+                f"SELECT coalesce(_op, 'unchanged'), count(*) FROM {stg} GROUP BY 1").all()))
             if table in RECORD_TABLES:
                 counts["reactivated"] = self._scalar(
                     f"SELECT count(*) FROM {stg} s JOIN {table} t ON t.id = s.id "
-                    "WHERE NOT t.is_active")
+                    "WHERE s._op = 'changed' AND NOT t.is_active")
                 plan.active_before[table] = self._scalar(
                     f"SELECT count(*) FROM {table} WHERE record_source IN ({sources}) "
                     "AND is_active")
-                counts["deactivated"] = self._scalar(
-                    f"SELECT count(*) FROM {table} t WHERE t.record_source IN ({sources}) "
-                    f"AND t.is_active AND NOT EXISTS (SELECT 1 FROM {stg} s WHERE s.id = t.id)")
+                counts["deactivated"] = gone.get(table, 0)
             else:
-                counts["removed"] = self._scalar(
-                    f"SELECT count(*) FROM {table} t WHERE t.record_source IN ({sources}) "
-                    f"AND NOT EXISTS (SELECT 1 FROM {stg} s WHERE s.id = t.id)")
+                counts["removed"] = gone.get(table, 0)
             plan.counts[table] = Counter({k: v for k, v in counts.items() if v})
         return plan
 
@@ -156,21 +177,25 @@ class Applier:
         for table in APPLY_ORDER:
             self._upsert(table)
         self._merge_local_edits(run_id)
-        sources = self._sources_sql()
+        gone = self.staged("_gone")
         for table in reversed(APPLY_ORDER):
-            stg = self.staged(table)
             if table in RECORD_TABLES:
                 self._exec(f"UPDATE {table} SET is_active = FALSE, updated_at = :now "
-                           f"WHERE record_source IN ({sources}) AND is_active AND NOT EXISTS "
-                           f"(SELECT 1 FROM {stg} s WHERE s.id = {table}.id)", now=self.now)
+                           f"WHERE id IN (SELECT id FROM {gone} WHERE tbl = '{table}')",
+                           now=self.now)
             else:
-                self._exec(f"DELETE FROM {table} WHERE record_source IN ({sources}) AND NOT "
-                           f"EXISTS (SELECT 1 FROM {stg} s WHERE s.id = {table}.id)")
+                self._exec(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {gone} "
+                           f"WHERE tbl = '{table}')")
+        # Categories of the services whose row or category links changed.
+        affected = (f"SELECT id FROM {self.staged('service')} WHERE _op IS NOT NULL "
+                    f"UNION SELECT link_id FROM {self.staged('attribute')} WHERE _op IS NOT NULL "
+                    f"UNION SELECT a.link_id FROM attribute a JOIN {gone} g ON g.id = a.id "
+                    "AND g.tbl = 'attribute'")
         stg = self.staged("service_category")
-        self._exec(f"DELETE FROM service_category WHERE service_id IN (SELECT id FROM service "
-                   f"WHERE record_source IN ({sources}))")
+        self._exec(f"DELETE FROM service_category WHERE service_id IN ({affected})")
         self._exec(f"INSERT INTO service_category (service_id, category_id) SELECT DISTINCT "
-                   f"service_id, category_id FROM {stg} WHERE true ON CONFLICT DO NOTHING")
+                   f"service_id, category_id FROM {stg} WHERE service_id IN ({affected}) "
+                   "ON CONFLICT DO NOTHING")
         return changed_services
 
     def _upsert(self, table: str) -> None:
@@ -182,40 +207,40 @@ class Applier:
             self._exec(
                 f"INSERT INTO {table} ({', '.join(cols)}, is_active, created_at, updated_at) "
                 f"SELECT {select_cols}, coalesce(s.is_active, TRUE), :now, :now FROM {stg} s "
-                f"WHERE true ON CONFLICT (id) DO UPDATE SET {updates}, "
+                f"WHERE s._op IS NOT NULL ON CONFLICT (id) DO UPDATE SET {updates}, "
                 f"is_active = excluded.is_active, "
-                f"updated_at = excluded.updated_at WHERE {table}.local_edits IS NULL AND "
-                f"({table}.row_hash <> excluded.row_hash OR NOT {table}.is_active)",
+                f"updated_at = excluded.updated_at WHERE {table}.local_edits IS NULL",
                 now=self.now)
         else:
             self._exec(
                 f"INSERT INTO {table} ({', '.join(cols)}) SELECT {select_cols} FROM {stg} s "
-                f"WHERE true ON CONFLICT (id) DO UPDATE SET {updates} "
-                f"WHERE {table}.row_hash <> excluded.row_hash")
+                f"WHERE s._op IS NOT NULL ON CONFLICT (id) DO UPDATE SET {updates}")
 
     def _changed_services(self) -> set[str]:
-        """Services whose own row, sites, locations or child rows differ from the stage."""
+        """Services whose own row, sites, locations or child rows change with this import."""
         assert self.conn is not None
-        sources = self._sources_sql()
         ids: set[str] = set()
 
         def collect(sql: str) -> None:
             ids.update(r[0] for r in self.conn.exec_driver_sql(sql) if r[0])  # type: ignore[union-attr]
 
-        differs = "NOT EXISTS (SELECT 1 FROM {t} t WHERE t.id = s.id AND t.row_hash = s.row_hash)"
-        collect(f"SELECT s.id FROM {self.staged('service')} s WHERE "
-                + differs.format(t="service"))
-        collect(f"SELECT id FROM service WHERE record_source IN ({sources}) AND is_active AND "
-                f"id NOT IN (SELECT id FROM {self.staged('service')})")
+        gone = self.staged("_gone")
+        collect(f"SELECT id FROM {self.staged('service')} WHERE _op IS NOT NULL")
+        collect(f"SELECT id FROM {gone} WHERE tbl = 'service'")
         for table in ("phone", "schedule", "service_area", "language", "cost_option",
-                      "required_document", "service_at_location", "service_capacity"):
-            collect(f"SELECT s.service_id FROM {self.staged(table)} s WHERE "
-                    + differs.format(t=table))
+                      "required_document", "service_at_location", "service_capacity",
+                      "attribute"):
+            key = "link_id" if table == "attribute" else "service_id"
+            collect(f"SELECT {key} FROM {self.staged(table)} WHERE _op IS NOT NULL")
+            collect(f"SELECT t.{key} FROM {table} t JOIN {gone} g ON g.id = t.id "
+                    f"AND g.tbl = '{table}'")
         for table in ("location", "address", "accessibility"):
             key = "id" if table == "location" else "location_id"
-            collect(f"SELECT sal.service_id FROM {self.staged('service_at_location')} sal "
-                    f"JOIN {self.staged(table)} s ON s.{key} = sal.location_id WHERE "
-                    + differs.format(t=table))
+            collect(f"SELECT sal.service_id FROM service_at_location sal JOIN "
+                    f"{self.staged(table)} s ON s.{key} = sal.location_id WHERE s._op IS NOT NULL")
+            collect(f"SELECT sal.service_id FROM service_at_location sal JOIN {table} t ON "
+                    f"t.{key} = sal.location_id JOIN {gone} g ON g.id = t.id AND "
+                    f"g.tbl = '{table}'")
         return ids
 
     def _merge_local_edits(self, run_id: int | None) -> None:

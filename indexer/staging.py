@@ -66,10 +66,12 @@ class Stage:
             cols = [c.name for c in table.columns]
             extra = ORIGIN_COLUMNS if name != "service_category" else ()
             all_cols = cols + list(extra)
-            self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)})")
+            marks_col = ", _op" if extra else ""  # new | changed, set when compared (apply)
+            self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)}{marks_col})")
             marks = ", ".join("?" for _ in all_cols)
             self._insert_sql[name] = f"INSERT INTO {name} ({', '.join(all_cols)}) VALUES ({marks})"
             self._column_types[name] = [c.type for c in table.columns]
+        self.conn.execute("CREATE TABLE _gone (tbl TEXT NOT NULL, id TEXT NOT NULL)")
         self.conn.execute("BEGIN")
 
     def insert_many(self, table: str, rows: Iterable[tuple]) -> None:
