@@ -7,14 +7,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import text
 
-from service import errors, pages
+from service import access, errors, pages
+from service.accounts import api as accounts_api
+from service.audit import api as audit_api
 from service.cli import make_geocoder
+from service.clients import api as clients_api
 from service.config import Settings, get_settings
 from service.db import Database
 from service.directory import api as directory_api
+from service.hsds_api import api as hsds_api
 from service.search import api as search_api
 from service.search.service import make_backend
 
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Community resource directory with referral matching. Listings follow "
                     "Open Referral HSDS 3.1; Signpost's own fields are prefixed x_.",
         lifespan=lifespan,
+        dependencies=[Depends(access.enforce)],  # every route's rule: service/access.py
     )
     errors.install(app)
 
@@ -75,5 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(directory_api.router)
     app.include_router(search_api.router)
+    app.include_router(accounts_api.router)
+    app.include_router(clients_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(hsds_api.router)
     app.include_router(pages.router)
     return app

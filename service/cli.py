@@ -99,11 +99,17 @@ def index_demo() -> None:
 
 @index.command("rebuild")
 def index_rebuild() -> None:
-    """Rebuild derived data (search index) from the records."""
+    """Re-derive parsed fields and rebuild the search index, without serving a half-built one."""
     from indexer.rebuild import rebuild
 
-    db = _database(get_settings())
+    settings = get_settings()
+    db = _database(settings)
     counts = rebuild(db)
+    from service.search.service import make_backend
+
+    backend = make_backend(settings, db)
+    if backend is not None:
+        counts["search_documents"] = backend.rebuild(db)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
@@ -154,6 +160,44 @@ def export_hsds(out: Path, sources: tuple[str, ...]) -> None:
     db = _database(get_settings())
     counts = export_datapackage(db, out, sources=list(sources) or None)
     click.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+
+
+@main.group()
+def users() -> None:
+    """Accounts: add users with a role."""
+
+
+@users.command("add")
+@click.option("--role", required=True,
+              type=click.Choice(["admin", "supervisor", "case_manager", "partner"]))
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for when omitted (at least 12 characters).")
+@click.option("--agency", default=None, help="Supervisors and case managers: the agency's name "
+              "(created if new).")
+@click.option("--organization", "organizations", multiple=True,
+              help="Partners: a directory organization id (repeatable).")
+@click.option("--location", "locations", multiple=True,
+              help="Partners: only these sites of the organizations (repeatable).")
+def users_add(role: str, username: str, password: str, agency: str | None,
+              organizations: tuple[str, ...], locations: tuple[str, ...]) -> None:
+    """Add a user (the password is checked against the policy)."""
+    from service.accounts import service as accounts
+    from service.audit.service import CLI
+    from service.errors import AppError
+
+    db = _database(get_settings())
+    try:
+        with db.session(write=True) as session:
+            user = accounts.create_user(session, actor=CLI, username=username,
+                                        password=password, role=role, agency_name=agency,
+                                        organization_ids=organizations, location_ids=locations)
+    except AppError as exc:
+        raise click.ClickException(f"{exc.field}: {exc.message}" if exc.field
+                                   else exc.message) from exc
+    finally:
+        db.dispose()
+    click.echo(f"added {user['role']} {user['username']} (id {user['id']})")
 
 
 class _Progress:

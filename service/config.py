@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     geocoder_min_delay_seconds: float = 1.0
     geocode_cache_path: Path = Path("var/geocode-cache.sqlite")
 
+    # The HSDS 3.1 API under /hsds/: public unless a token is set; a per-IP rate limit.
+    hsds_api_token: str | None = None
+    hsds_rate_limit_per_minute: int = Field(default=600, ge=0)
+
     demo_notice: bool = Field(
         default=True,
         description="Say on every page and response that the bundled data is old demo data.",

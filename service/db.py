@@ -29,18 +29,23 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine with the pragmas and transaction behaviour this project relies on."""
+    """An engine with the pragmas and transaction behaviour this project relies on.
+
+    `hide_parameters`: statement logs and errors never show bound values (client names, dates
+    of birth), even when SQL logging is turned on.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False},
-            pool_size=8, max_overflow=16,
+            pool_size=8, max_overflow=16, hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         hide_parameters=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:

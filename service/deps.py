@@ -6,10 +6,14 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from service.accounts import service as accounts
+from service.accounts.service import Principal
 from service.config import Settings
 from service.db import Database
+from service.errors import Unauthorized
 
 
 def get_db(request: Request) -> Database:
@@ -30,6 +34,58 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session that takes the write lock at once, for GET routes that write (an audited
+    read)."""
+    db: Database = request.app.state.db
+    with db.session(write=True) as session:
+        yield session
+
+
+def client_ip(request: Request) -> str | None:
+    """The address the request came from (as the server saw it; no proxy headers trusted)."""
+    return request.client.host if request.client else None
+
+
+def authenticate(request: Request) -> Principal | None:
+    """The user behind the request's bearer token, or None (no, unknown, expired or revoked
+    token). Looked up in its own short transaction; `last_used_at` is written at most every
+    few minutes, in its own write transaction."""
+    if hasattr(request.state, "principal"):
+        return request.state.principal
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and token.strip():
+        db: Database = request.app.state.db
+        with db.session() as session:
+            found = accounts.principal_for_token(session, token=token.strip(),
+                                                 client_ip=client_ip(request))
+        if found is not None:
+            principal, stale = found
+            if stale:
+                with db.session(write=True) as session:
+                    accounts.touch_token(session, token_id=principal.token_id)
+    request.state.principal = principal
+    return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token.")
+
+
+def get_current_user(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The signed-in user, or 401."""
+    principal = authenticate(request)
+    if principal is None:
+        raise Unauthorized("sign in first: send Authorization: Bearer <token> (a valid, "
+                           "unexpired token)", field="authorization")
+    return principal
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
