@@ -482,6 +482,20 @@ class SqliteSearchBackend:
         return self._zone_list
 
     @staticmethod
+    def _category_hit(ids: set[str], name: str, params: dict[str, Any]) -> str:
+        """SQL that is 1 when a listing is in any of `ids` (their top-most ones suffice: a
+        listing carries its categories' ancestors)."""
+        tree = category_tree()
+        top = sorted(c for c in ids if not any(
+            a.id in ids for a in (tree.ancestors(c) if c in tree else [])))
+        for i, cid in enumerate(top):
+            params[f"{name}{i}"] = f" {cid} "
+        if not top:
+            return "0"
+        return "(" + " OR ".join(f"instr(d.categories, :{name}{i}) > 0"
+                                 for i in range(len(top))) + ")"
+
+    @staticmethod
     def _place_slot(place: Place, at: datetime) -> int:
         from indexer.geocode import timezone_for
 
@@ -537,13 +551,8 @@ class SqliteSearchBackend:
             params["slots"] = self._slots(conn, at)
             slot_expr = "coalesce(json_extract(:slots, '$.\"' || d.time_zone || '\"'), -1)"
             where.append(f"d.hours_known = 1 AND substr(d.open_hours, {slot_expr} + 1, 1) = '1'")
-        tree = category_tree()
-        top = sorted(c for c in need.category_ids if not any(
-            a.id in need.category_ids for a in (tree.ancestors(c) if c in tree else [])))
-        for i, cid in enumerate(top):
-            params[f"cat{i}"] = f" {cid} "
-        category_hit = ("(" + " OR ".join(f"instr(d.categories, :cat{i}) > 0"
-                                          for i in range(len(top))) + ")") if top else "0"
+        category_hit = (f"(2.0 * {self._category_hit(need.primary_ids, 'pcat', params)}"
+                        f" + 1.0 * {self._category_hit(need.category_ids, 'cat', params)})")
         language = (query.client.language or "").lower()
         params["client_lang"] = f" {language} " if language else "  "
         covers = [i.lower() for i in query.client.insurance]
@@ -572,7 +581,7 @@ class SqliteSearchBackend:
                         "MATCH :text_match), ")
             text_hit = "(d.rowid IN (SELECT rowid FROM t))"
         score = (
-            f"3.0 * {category_hit}"
+            f"{category_hit}"
             f" + 1.5 * {text_hit}"
             + f" + 2.0 * {name_hits}"
             + (" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-d.dist / :scale) END)"

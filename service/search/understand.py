@@ -30,6 +30,7 @@ class Need:
     """How a query's need was understood."""
 
     category_ids: set[str] = field(default_factory=set)  # from synonyms and chosen ids
+    primary_ids: set[str] = field(default_factory=set)  # each phrase's first category, chosen
     chosen_ids: set[str] = field(default_factory=set)  # the `category` parameter only
     phrases: list[str] = field(default_factory=list)  # synonym phrases found in the text
     words: list[str] = field(default_factory=list)  # content words searched as text
@@ -51,14 +52,17 @@ def understand(q: str | None, category_ids: list[str]) -> Need:
                              field="category")
         need.chosen_ids |= tree.search_scope(found.id)
     need.category_ids |= need.chosen_ids
+    need.primary_ids |= need.chosen_ids
     if q:
         text = normalise(q)
         covered = set()
         for match in synonyms().expand(q):
             need.phrases.append(match.phrase)
-            for cid in match.category_ids:
+            for i, cid in enumerate(match.category_ids):
                 if cid in tree:
                     need.category_ids |= tree.search_scope(cid)
+                    if i == 0:  # the synonyms file lists a phrase's main category first
+                        need.primary_ids |= tree.search_scope(cid)
             covered.update(normalise(match.phrase).split())
         need.words = [w for w in _WORD.findall(text)
                       if w not in STOP_WORDS and len(w) > 1 and w not in covered]
@@ -77,8 +81,8 @@ def broaden(need: Need) -> tuple[Need, list[str]] | None:
     scope: set[str] = set()
     for parent in parents:
         scope |= tree.search_scope(parent)
-    wider = Need(category_ids=scope, chosen_ids=set(), phrases=need.phrases, words=need.words,
-                 corrections=dict(need.corrections))
+    wider = Need(category_ids=scope, chosen_ids=set(), primary_ids=scope, phrases=need.phrases,
+                 words=need.words, corrections=dict(need.corrections))
     return wider, sorted(parents)
 
 
