@@ -57,6 +57,43 @@ def import_once(package: Path, db_path: Path) -> dict:
     }
 
 
+FORMATS = [  # (label, path under shared/datasets, format or None to detect)
+    ("HSDS 1.x (Miami 211)", "hsds_open211_miami", None),
+    ("Ohana CSV (San Mateo)", "hsds_ohana_smc_sample", None),
+    ("AIRS 211 flat (DC)", "airs_211_exports/dc_211_airs_export_2014.csv", None),
+    ("AIRS 211 flat (SF)", "airs_211_exports/sf_211_airs_export_2014.csv", None),
+    ("flat list (SAMHSA mental health)",
+     "samhsa_treatment_facilities/samhsa_mental_health_facilities.csv", None),
+    ("flat list (HRSA health centres)", "hrsa_health_center_sites/hrsa_fqhc_sites.csv", None),
+    ("flat list (USDA farmers markets)", "usda_farmers_markets/usda_farmers_markets.csv", None),
+    ("GeoJSON list (DC SNAP retailers)",
+     "dc_region_snap_retailers/snap_retailers_dc_border_counties.geojson", None),
+]
+
+
+def per_format(shared: Path, out: Path) -> None:
+    """Import rate of each real format, each into a fresh SQLite directory."""
+    from indexer.pipeline import load
+    from service.db import Database
+
+    print("import rate per format (fresh SQLite directory, offline geocoding, search index "
+          "included):")
+    for label, relative, fmt in FORMATS:
+        db_path = out / "format.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+        db = Database(f"sqlite:///{db_path}")
+        db.migrate()
+        started = time.perf_counter()
+        report = load(db, shared / "datasets" / relative, format=fmt)
+        seconds = time.perf_counter() - started
+        services = report.counts.get("service", {}).get("read", 0)
+        rows = sum(c.get("read", 0) for c in report.counts.values())
+        print(f"  {label:36} {services:>7,} services {rows:>8,} rows in {seconds:6.1f} s = "
+              f"{services / seconds:7,.0f} services/s")
+        db.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -68,6 +105,7 @@ def main() -> None:
         print(json.dumps(import_once(args.child, args.out / "import.db")))
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    per_format(args.shared, args.out)
     package = ensure_package(args.shared, args.n, args.out)
     result = subprocess.run([sys.executable, "-m", "bench.run", "--out", str(args.out),
                              "--child", str(package)], cwd=ROOT, check=True,
