@@ -112,10 +112,11 @@ def _geocoder(geocoder: Any) -> Any:
 
 def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
     rows = list(stage.query(
+        # The physical address, else the postal one (a PO box still names the town).
         "SELECT l.id, l.record_source_id, l._file, l._line, a.address_1, a.city, "
         "a.state_province, a.postal_code FROM location l LEFT JOIN address a "
-        "ON a.rowid = (SELECT min(rowid) FROM address WHERE location_id = l.id AND "
-        "coalesce(address_type, 'physical') <> 'postal') "
+        "ON a.rowid = (SELECT rowid FROM address WHERE location_id = l.id ORDER BY "
+        "coalesce(address_type, 'physical') = 'postal', rowid LIMIT 1) "
         "WHERE l.latitude IS NULL"))
     if not rows:
         return
