@@ -117,7 +117,7 @@ def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
         "a.state_province, a.postal_code FROM location l LEFT JOIN address a "
         "ON a.rowid = (SELECT rowid FROM address WHERE location_id = l.id ORDER BY "
         "coalesce(address_type, 'physical') = 'postal', rowid LIMIT 1) "
-        "WHERE l.latitude IS NULL"))
+        "WHERE l.latitude IS NULL AND coalesce(l.location_type, 'physical') <> 'virtual'"))
     if not rows:
         return
     coder = _geocoder(geocoder)
