@@ -272,6 +272,22 @@ def test_the_miami_211_import_validates(sqlite_db: Database, tmp_path: Path) -> 
         assert near["total_items"] > 0 and page_errors(near, "service_at_location") == []
 
 
+@pytest.mark.slow
+def test_the_bundled_demo_directory_validates(sqlite_db: Database, tmp_path: Path) -> None:
+    from indexer.demo import DEMO_DIR, manifest
+
+    # The DC-area lists of the demo (the national ones are the same loaders at larger size).
+    for entry in manifest()["files"]:
+        if entry["source"].startswith(("dc_dhs", "usda_snap")):
+            report = load(sqlite_db, DEMO_DIR / entry["path"],
+                          format=f"flat:{entry['source']}", source=entry["source"])
+            assert report.status == "done"
+    settings = Settings(database_url=str(sqlite_db.url), environment="test", demo_notice=True,
+                        geocode_cache_path=tmp_path / "geocode.sqlite")
+    with app_client(settings) as client:
+        assert check_everything(client, sample=10) > 1000
+
+
 def test_the_root_links_the_profile(client: TestClient) -> None:
     body = get_ok(client, "/hsds/")
     assert body["version"] == "3.1" and root_errors(body) == []
