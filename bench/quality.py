@@ -145,6 +145,25 @@ def phrasings(db, near: str, radius: float) -> float:  # noqa: ANN001
     return share
 
 
+def understanding() -> None:
+    """Need understanding alone, whatever the data near a place holds: the categories a phrase
+    is read as, in order (each synonym phrase's main category first)."""
+    from service.directory.categories import DATA_DIR, category_tree, read_phrasings
+    from service.search.understand import ranked_categories
+
+    tree = category_tree()
+    rows = read_phrasings(DATA_DIR / "phrasings.tsv")
+    first = top3 = 0
+    for phrase, expected in rows:
+        accept = tree.search_scope(expected) | {a.id for a in tree.ancestors(expected)
+                                                if a.parent_id is not None}
+        ranked = ranked_categories(phrase)
+        first += bool(ranked[:1] and ranked[0] in accept)
+        top3 += any(c in accept for c in ranked[:3])
+    print(f"3. need understanding of the {len(rows)} phrasings: expected category first "
+          f"{first / len(rows):.1%}, within the top 3 {top3 / len(rows):.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -160,6 +179,7 @@ def main() -> None:
     db = Database(f"sqlite:///{db_path}")
     tag_queries(db, args.radius, args.per_tag)
     phrasings(db, "20001", 25.0)
+    understanding()
 
 
 if __name__ == "__main__":

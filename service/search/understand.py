@@ -56,12 +56,13 @@ def understand(q: str | None, category_ids: list[str]) -> Need:
     if q:
         text = normalise(q)
         covered = set()
-        for match in synonyms().expand(q):
+        matches = ranked_matches(q)
+        for rank, match in enumerate(matches):
             need.phrases.append(match.phrase)
             for i, cid in enumerate(match.category_ids):
                 if cid in tree:
                     need.category_ids |= tree.search_scope(cid)
-                    if i == 0:  # the synonyms file lists a phrase's main category first
+                    if rank == 0 and i == 0:
                         need.primary_ids |= tree.search_scope(cid)
             covered.update(normalise(match.phrase).split())
         need.words = [w for w in _WORD.findall(text)
@@ -69,6 +70,37 @@ def understand(q: str | None, category_ids: list[str]) -> Need:
         if not need.phrases and not need.words:
             need.words = [w for w in _WORD.findall(text) if len(w) > 1][:8]
     return need
+
+
+def ranked_matches(q: str) -> list:
+    """The synonym phrases found in a need, the most telling first: longer phrases, then the
+    more specific category ("meals delivered" before "senior" in "senior needs meals
+    delivered")."""
+    tree = category_tree()
+
+    def depth(match) -> int:  # noqa: ANN001
+        cid = match.category_ids[0] if match.category_ids else None
+        return tree.depth(cid) if cid in tree else 0
+
+    matches = list(synonyms().expand(q))
+    order = {id(m): i for i, m in enumerate(matches)}
+    return sorted(matches, key=lambda m: (-len(normalise(m.phrase).split()), -depth(m),
+                                          order[id(m)]))
+
+
+def ranked_categories(q: str) -> list[str]:
+    """The categories a need is read as, best first (each phrase's main one before the rest)."""
+    matches = ranked_matches(q)
+    ranked: list[str] = []
+    for match in matches:
+        for cid in match.category_ids[:1]:
+            if cid not in ranked:
+                ranked.append(cid)
+    for match in matches:
+        for cid in match.category_ids[1:]:
+            if cid not in ranked:
+                ranked.append(cid)
+    return ranked
 
 
 def broaden(need: Need) -> tuple[Need, list[str]] | None:
