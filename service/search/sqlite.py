@@ -72,11 +72,9 @@ SCHEMA = [
         rowid, min_lat, max_lat, min_lon, max_lon)""",
     """CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
     """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
-    """CREATE TABLE IF NOT EXISTS {p}search_doc_category (
-        category_id TEXT NOT NULL, rowid INTEGER NOT NULL, PRIMARY KEY (category_id, rowid))
-        WITHOUT ROWID""",
+    "DROP TABLE IF EXISTS {p}search_doc_category",  # facets are counted from categories now
 ]
-TABLES = ("search_doc", "search_fts", "search_point", "search_doc_category")
+TABLES = ("search_doc", "search_fts", "search_point")
 
 DISTANCE_SQL = (
     "(2 * 3958.8 * asin(min(1.0, sqrt(pow(sin((radians(d.lat) - :rlat) / 2), 2) + "
@@ -150,18 +148,24 @@ FACET_LABELS = {
 }
 
 
+def _facet_categories(need: Need) -> list[str]:
+    """The categories counted as facets: the top level, and the children of those asked for."""
+    tree = category_tree()
+    wanted = [c.id for c in tree.roots()]
+    for cid in sorted(need.category_ids):
+        if cid in tree:
+            wanted += [c.id for c in tree.children(cid) if c.id not in wanted]
+    return wanted[:40]
+
+
 def _facets(category_counts: list[tuple[str, int]], sums: dict[str, int],
             need: Need) -> dict[str, list[FacetCount]]:
     """Counts over everything that matched: per top-level category (and per child of the
     categories asked for), cost, capacity and language."""
     tree = category_tree()
-    wanted = {c.id for c in tree.roots()}
-    for cid in need.category_ids:
-        if cid in tree:
-            wanted |= {c.id for c in tree.children(cid)}
     out: dict[str, list[FacetCount]] = {"categories": sorted(
         (FacetCount(value=cid, label=tree[cid].name, count=n) for cid, n in category_counts
-         if cid in wanted and cid in tree), key=lambda f: (-f.count, f.label))[:20],
+         if n and cid in tree), key=lambda f: (-f.count, f.label))[:20],
         "cost": [], "capacity": [], "languages": []}
     for key, n in sums.items():
         if n:
@@ -233,7 +237,7 @@ class SqliteSearchBackend:
         cols = ", ".join(("rowid",) + DOC_COLUMNS)
         marks = ", ".join("?" for _ in range(len(DOC_COLUMNS) + 1))
         n = 0
-        batch: dict[str, list[tuple]] = {"doc": [], "fts": [], "point": [], "cat": []}
+        batch: dict[str, list[tuple]] = {"doc": [], "fts": [], "point": []}
 
         def flush() -> None:
             raw.executemany(f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})",
@@ -242,8 +246,6 @@ class SqliteSearchBackend:
                             "tags) VALUES (?, ?, ?, ?, ?)", batch["fts"])
             raw.executemany(f"INSERT INTO {prefix}search_point VALUES (?, ?, ?, ?, ?)",
                             batch["point"])
-            raw.executemany(f"INSERT INTO {prefix}search_doc_category (category_id, rowid) "
-                            "VALUES (?, ?)", batch["cat"])
             for rows in batch.values():
                 rows.clear()
 
@@ -255,7 +257,6 @@ class SqliteSearchBackend:
                                  doc.tags()))
             if doc.lat is not None and doc.lon is not None:
                 batch["point"].append((rowid, doc.lat, doc.lat, doc.lon, doc.lon))
-            batch["cat"] += [(cid, rowid) for cid in values["categories"].split()]
             n += 1
             if len(batch["doc"]) >= 2000:
                 flush()
@@ -273,7 +274,7 @@ class SqliteSearchBackend:
             if not rowids:
                 continue
             ids = json.dumps(rowids)
-            for table in ("search_fts", "search_point", "search_doc_category", "search_doc"):
+            for table in ("search_fts", "search_point", "search_doc"):
                 conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT value FROM "
                                      "json_each(?))", (ids,))
             removed += len(rowids)
@@ -611,13 +612,16 @@ class SqliteSearchBackend:
             "LIMIT :limit OFFSET :offset) p JOIN search_doc d ON d.rowid = p.rowid)",
             "SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, 'total', count(*) FROM f",
         ]
+        facet_ids = _facet_categories(need)
         if want_facets:
-            parts.append("SELECT * FROM (SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, "
-                         "c.category_id, count(*) FROM f JOIN search_doc_category c "
-                         "ON c.rowid = f.rowid GROUP BY c.category_id)")
-            parts.append("SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, 'sums', " + " || ',' || "
-                         .join(f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS)
-                         + " FROM f")
+            # One pass over the matches counts every facet (categories included).
+            for i, cid in enumerate(facet_ids):
+                params[f"fc{i}"] = f" {cid} "
+            sums_sql = [f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS] + [
+                f"coalesce(sum(instr(categories, :fc{i}) > 0), 0)"
+                for i in range(len(facet_ids))]
+            parts.append("SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, 'sums', "
+                         + " || ',' || ".join(sums_sql) + " FROM f")
         distance_filter = "WHERE d.is_area = 1 OR d.dist <= :radius" if place is not None \
             else ""
         sql = (f"WITH {text_cte}g AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
@@ -626,12 +630,14 @@ class SqliteSearchBackend:
                "d.verified_at AS verified_at, d.open_certain AS open_certain, "
                f"d.name_lc AS name_lc FROM {source} WHERE {' AND '.join(where)}), "
                f"f AS MATERIALIZED (SELECT d.rowid AS rowid, d.dist AS dist, {score} AS score, "
-               "d.cost AS cost, d.languages AS languages, d.capacity_status AS capacity_status "
+               "d.cost AS cost, d.languages AS languages, d.capacity_status AS capacity_status, "
+               "d.categories AS categories "
                f"FROM g d {distance_filter}) " + " UNION ALL ".join(parts))
         rows: list[dict[str, Any]] = []
         total = 0
         category_counts: list[tuple[str, int]] = []
         sums: dict[str, int] = {}
+        names = [k for k, _ in FACET_SUMS]
         for r in conn.exec_driver_sql(sql, params):
             kind, pos, rowid, dist, score_value, doc, categories, key, n = r
             if kind == 0:
@@ -639,11 +645,10 @@ class SqliteSearchBackend:
                              "doc": doc, "categories": categories})
             elif kind == 1:
                 total = n
-            elif kind == 2:
-                category_counts.append((key, n))
             else:
-                sums = dict(zip((k for k, _ in FACET_SUMS), map(int, str(n).split(",")),
-                                strict=True))
+                values = list(map(int, str(n).split(",")))
+                sums = dict(zip(names, values[:len(names)], strict=True))
+                category_counts = list(zip(facet_ids, values[len(names):], strict=True))
         rows.sort(key=lambda r: r["pos"])
         facets: dict[str, list[FacetCount]] = {}
         if want_facets and total:
