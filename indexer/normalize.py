@@ -285,5 +285,6 @@ class Normalizer:
 
 
 def _hash(row: dict[str, Any]) -> str:
-    # Rows of one table are built in one fixed key order, so repr() is a stable fingerprint.
-    return hashlib.md5(repr(sorted(row.items())).encode()).hexdigest()
+    # Rows of one table are built in one fixed key order (see Normalizer.normalize), so their
+    # repr() is a stable fingerprint of the content.
+    return hashlib.md5(repr(row).encode()).hexdigest()

@@ -68,7 +68,10 @@ class RunReport:
 
     def count(self, table: str, outcome: str, n: int = 1) -> None:
         """Add `n` to one table's outcome."""
-        self.counts.setdefault(table, Counter())[outcome] += n
+        counts = self.counts.get(table)
+        if counts is None:
+            counts = self.counts[table] = Counter()
+        counts[outcome] += n
 
     def as_json(self) -> dict[str, Any]:
         """The report as plain JSON types (stored on the import run)."""
