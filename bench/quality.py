@@ -81,7 +81,7 @@ def tag_queries(db, radius: float, per_tag: int) -> None:  # noqa: ANN001
     geocoder = Geocoder()
     tables = GeoTables.default()
     rng = random.Random(20261122)
-    precisions, recalls = [], []
+    precisions, recalls, own_precisions = [], [], []
     print(f"1. category + ZIP queries from the 211s' own tags (radius {radius:g} mi):")
     for code, label in TAGS.items():
         relevant_all = tagged(db, code)
@@ -90,7 +90,7 @@ def tag_queries(db, radius: float, per_tag: int) -> None:  # noqa: ANN001
         if not zips or not categories:
             print(f"   {code:18} {label}: no tagged services or no category mapping")
             continue
-        p_tag, r_tag = [], []
+        p_tag, r_tag, o_tag = [], [], []
         for zip_code in rng.sample(zips, min(per_tag, len(zips))):
             centre = tables.zip(zip_code)
             relevant = {sid for sid, (lat, lon, _) in relevant_all.items()
@@ -102,14 +102,24 @@ def tag_queries(db, radius: float, per_tag: int) -> None:  # noqa: ANN001
             ids = [r.service_id for r in response.results]
             top = ids[:10]
             p_tag.append(sum(1 for i in top if i in relevant) / max(1, min(10, len(top))))
+            # Among the 211s' own listings only (other sources' clinics are relevant too, but
+            # carry no 211 tag to judge them by).
+            own = [r.service_id for r in response.results
+                   if r.source in ("miami_211", "dc_211")][:10]
+            if own:
+                o_tag.append(sum(1 for i in own if i in relevant) / len(own))
             r_tag.append(len(relevant & set(ids)) / len(relevant))
         if p_tag:
             precisions += p_tag
             recalls += r_tag
+            own_precisions += o_tag
+            own = f"{statistics.mean(o_tag):.2f}" if o_tag else "-"
             print(f"   {code:18} {label:36} queries {len(p_tag):3}  precision@10 "
-                  f"{statistics.mean(p_tag):.2f}  recall {statistics.mean(r_tag):.2f}")
+                  f"{statistics.mean(p_tag):.2f} (211 listings only {own})  recall "
+                  f"{statistics.mean(r_tag):.2f}")
     if precisions:
-        print(f"   overall: precision@10 {statistics.mean(precisions):.2f}, recall within radius "
+        print(f"   overall: precision@10 {statistics.mean(precisions):.2f} (among the 211s' own "
+              f"listings {statistics.mean(own_precisions):.2f}), recall within radius "
               f"{statistics.mean(recalls):.2f} over {len(precisions)} queries")
 
 
