@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: install demo serve test test-fast lint bench bench-import bench-search quality clean
+.PHONY: install demo serve test test-fast lint bench bench-import bench-search quality \
+        screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +44,18 @@ bench-search: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || true
 	$(BIN)/python -m bench.search --shared $(SHARED)
 
+## API fuzzing (schemathesis): every operation, many generated examples; no 500s
+fuzz: install
+	SIGNPOST_FUZZ_EXAMPLES=$${SIGNPOST_FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/test_fuzz.py
+
 ## Search quality on the shared 211 directories: precision@10, recall, colloquial phrasings
 quality: install
 	$(BIN)/python -m bench.quality --shared $(SHARED)
+
+## PNGs of the search and detail pages at phone (390px) and desktop (1280px) widths
+screenshots: install
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) || true
+	$(BIN)/python -m tests.browser.screenshots --out screenshots
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

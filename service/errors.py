@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -83,6 +84,15 @@ def install(app: FastAPI) -> None:
         message = f"{field}: {first.get('msg', 'invalid')}" if field else first.get(
             "msg", "invalid request")
         return _respond(request, 422, "invalid", message, field)
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError):  # noqa: ANN202
+        # A model built inside a route from query parameters (e.g. a client profile).
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        message = first.get("msg", "invalid")
+        return _respond(request, 422, "invalid", f"{field}: {message}" if field else message,
+                        field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202

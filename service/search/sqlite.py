@@ -716,7 +716,7 @@ class SqliteSearchBackend:
         tree = category_tree()
         out = [Suggestion(kind="category", id=c.id, label=c.name)
                for c in tree.search_names(prefix, limit=limit)]
-        words = [w for w in prefix.lower().replace('"', " ").split() if w]
+        words = normalise(prefix).split()  # letters and digits only: nothing FTS5 could parse
         if words and len(out) < limit:
             match = "name : (" + " ".join(fts_term(w) + ("*" if i == len(words) - 1 else "")
                                           for i, w in enumerate(words)) + ")"

@@ -217,3 +217,9 @@ def test_suggest_and_categories(api: TestClient) -> None:
     tree = api.get("/api/v1/categories").json()
     food = next(c for c in tree if c["id"] == "1102")
     assert food["count"] == 4  # four pantries, one of them not referable
+
+
+def test_an_unknown_gender_is_a_422_naming_the_field(api: TestClient) -> None:
+    response = api.get("/api/v1/search", params={"q": "food", "gender": "0000"})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "gender"
