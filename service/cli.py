@@ -95,6 +95,14 @@ def index_demo() -> None:
     for report in load_demo(db, progress=_Progress()):
         click.echo(report.lines(max_problems=5)[0])
         click.echo("\n".join(report.lines(max_problems=0)[1:]))
+    from indexer.demo import DEMO_PASSWORD, ensure_demo_accounts
+
+    accounts = ensure_demo_accounts(db, environment=settings.environment)
+    click.echo("\nDemo accounts (password for each: " + DEMO_PASSWORD + "):")
+    for role, username in accounts:
+        click.echo(f"  {role:<13} {username}")
+    click.echo("Sign in for an API token: POST /api/v1/auth/token with username and password. "
+               "Demo data is old: never use it for real referrals.")
 
 
 @index.command("rebuild")

@@ -43,3 +43,27 @@ def test_load_rebuild_and_export(tmp_path: Path, monkeypatch) -> None:  # noqa: 
     missing = runner.invoke(main, ["index", "load", str(tmp_path / "nope")])
     assert missing.exit_code != 0
     get_settings.cache_clear()
+
+
+def test_demo_accounts_of_each_role_can_sign_in(sqlite_db, tmp_path: Path) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from indexer.demo import DEMO_DIR, DEMO_PASSWORD, ensure_demo_accounts
+    from indexer.pipeline import load
+    from service.app import create_app
+    from service.config import Settings
+
+    load(sqlite_db, DEMO_DIR / "dc_homeless_shelter_locations.csv",
+         format="flat:dc_dhs_homeless_shelters", source="dc_dhs_homeless_shelters")
+    accounts = ensure_demo_accounts(sqlite_db, environment="development")
+    assert ensure_demo_accounts(sqlite_db, environment="development") == accounts  # idempotent
+    settings = Settings(database_url=str(sqlite_db.url), environment="test",
+                        geocode_cache_path=tmp_path / "g.sqlite")
+    with TestClient(create_app(settings)) as client:
+        for role, username in accounts:
+            response = client.post("/api/v1/auth/token",
+                                   json={"username": username, "password": DEMO_PASSWORD})
+            assert response.status_code == 200, (role, response.text)
+    import pytest
+    with pytest.raises(RuntimeError):
+        ensure_demo_accounts(sqlite_db, environment="production")
