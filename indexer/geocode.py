@@ -902,7 +902,12 @@ def make_online_geocoder(name: str, **kwargs: Any) -> OnlineGeocoder:
     """Build a geopy geocoder by service name ("nominatim", "photon", ...); admin opt-in only."""
     from geopy.geocoders import get_geocoder_for_service
 
+    from geopy.adapters import URLLibAdapter
+
     cls = get_geocoder_for_service(name.strip().lower())
+    # One HTTP attempt per call: Geocoder does its own back-off, and geopy's requests adapter
+    # (picked whenever `requests` is installed) would retry a rate-limited service itself.
+    kwargs.setdefault("adapter_factory", URLLibAdapter)
     if cls.__name__ == "Nominatim" and not kwargs.get("user_agent"):
         raise ValueError(
             "Nominatim needs a user_agent that identifies this deployment "
