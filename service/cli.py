@@ -44,7 +44,12 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app and API."""
     import uvicorn
 
-    _database(get_settings()).dispose()
+    from service.search.service import ensure_current_index
+
+    settings = get_settings()
+    db = _database(settings)
+    ensure_current_index(settings, db)
+    db.dispose()
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
 

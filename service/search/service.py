@@ -37,6 +37,16 @@ def make_backend(settings: Any, db: Database) -> Any:
     return backend
 
 
+def ensure_current_index(settings: Any, db: Database) -> int | None:
+    """Rebuild the embedded index when it was written by an older version (run once, before
+    the server's workers start); returns the documents written, or None when current."""
+    backend = make_backend(settings, db)
+    if backend is None or not hasattr(backend, "is_current") or backend.is_current():
+        return None
+    log.warning("the search index has an older format: rebuilding it from the records")
+    return backend.rebuild()
+
+
 def locate(near: str, geocoder: Any) -> Place:
     """The client's place from an address, ZIP, 'City, ST' or 'lat,lon'; 400 when unknown."""
     text = near.strip()

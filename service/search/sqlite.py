@@ -51,9 +51,12 @@ from service.search.understand import (
 DOC_COLUMNS = (
     "key", "service_id", "name_lc", "lat", "lon", "is_area", "min_age", "max_age", "genders",
     "languages", "cost", "categories", "status", "is_referable", "capacity_status",
-    "verified_at", "hours_known", "open_hours", "open_certain", "time_zone", "doc",
+    "verified_at", "hours_known", "open_hours", "open_certain", "time_zone",
 )
 
+INDEX_FORMAT = 3  # bump when the index tables change: an older index is rebuilt on start
+VOCAB_SQL = ("CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_vocab USING "
+             "fts5vocab({p}search_fts, 'row')")
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {p}search_doc (
         rowid INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, service_id TEXT NOT NULL,
@@ -61,20 +64,23 @@ SCHEMA = [
         lat REAL, lon REAL, is_area INTEGER NOT NULL, min_age INTEGER, max_age INTEGER,
         genders TEXT, languages TEXT, cost TEXT, categories TEXT, status TEXT NOT NULL,
         is_referable INTEGER NOT NULL, capacity_status TEXT, verified_at TEXT,
-        hours_known INTEGER NOT NULL, open_hours TEXT, open_certain TEXT, time_zone TEXT,
+        hours_known INTEGER NOT NULL, open_hours TEXT, open_certain TEXT, time_zone TEXT)""",
+    # What a result shows, apart from what ranking reads: search_doc rows stay small, so the
+    # thousands a broad query scores sit on few pages.
+    """CREATE TABLE IF NOT EXISTS {p}search_payload (rowid INTEGER PRIMARY KEY,
         doc TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS {p}ix_search_doc_service ON {p}search_doc (service_id)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_fts USING fts5(
         name, organization, body, tags,
         tokenize = 'porter unicode61 remove_diacritics 2', prefix = '2 3')""",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_vocab USING fts5vocab({p}search_fts, 'row')",
+    VOCAB_SQL,
     """CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_point USING rtree(
         rowid, min_lat, max_lat, min_lon, max_lon)""",
     """CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
     """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
     "DROP TABLE IF EXISTS {p}search_doc_category",  # facets are counted from categories now
 ]
-TABLES = ("search_doc", "search_fts", "search_point")
+TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
 
 DISTANCE_SQL = (
     "(2 * 3958.8 * asin(min(1.0, sqrt(pow(sin((radians(d.lat) - :rlat) / 2), 2) + "
@@ -228,6 +234,13 @@ class SqliteSearchBackend:
         return conn.exec_driver_sql(
             "SELECT value FROM search_meta WHERE key = 'generation'").scalar_one()
 
+    def is_current(self) -> bool:
+        """Whether the index on disk has this version's format (else: rebuild it)."""
+        with self.db.engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT value FROM search_meta WHERE key = 'format'").scalar()
+        return found == INDEX_FORMAT
+
     def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
         """Insert documents (whose services have no documents yet) in batches."""
         self._bump(conn)
@@ -237,11 +250,13 @@ class SqliteSearchBackend:
         cols = ", ".join(("rowid",) + DOC_COLUMNS)
         marks = ", ".join("?" for _ in range(len(DOC_COLUMNS) + 1))
         n = 0
-        batch: dict[str, list[tuple]] = {"doc": [], "fts": [], "point": []}
+        batch: dict[str, list[tuple]] = {"doc": [], "payload": [], "fts": [], "point": []}
 
         def flush() -> None:
             raw.executemany(f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})",
                             batch["doc"])
+            raw.executemany(f"INSERT INTO {prefix}search_payload (rowid, doc) VALUES (?, ?)",
+                            batch["payload"])
             raw.executemany(f"INSERT INTO {prefix}search_fts (rowid, name, organization, body, "
                             "tags) VALUES (?, ?, ?, ?, ?)", batch["fts"])
             raw.executemany(f"INSERT INTO {prefix}search_point VALUES (?, ?, ?, ?, ?)",
@@ -253,6 +268,7 @@ class SqliteSearchBackend:
             values = _row_values(doc)
             rowid = next_rowid + n
             batch["doc"].append((rowid,) + tuple(values[c] for c in DOC_COLUMNS))
+            batch["payload"].append((rowid, values["doc"]))
             batch["fts"].append((rowid, doc.name, doc.organization or "", doc.body(),
                                  doc.tags()))
             if doc.lat is not None and doc.lon is not None:
@@ -274,7 +290,7 @@ class SqliteSearchBackend:
             if not rowids:
                 continue
             ids = json.dumps(rowids)
-            for table in ("search_fts", "search_point", "search_doc"):
+            for table in ("search_fts", "search_point", "search_payload", "search_doc"):
                 conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT value FROM "
                                      "json_each(?))", (ids,))
             removed += len(rowids)
@@ -334,7 +350,9 @@ class SqliteSearchBackend:
             for table in TABLES:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
-            conn.exec_driver_sql(SCHEMA[3].format(p=""))
+            conn.exec_driver_sql(VOCAB_SQL.format(p=""))
+            conn.exec_driver_sql("INSERT INTO search_meta VALUES ('format', ?) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value", (INDEX_FORMAT,))
             conn.commit()
         self._vocab = None
         return written
@@ -606,10 +624,11 @@ class SqliteSearchBackend:
         # One statement: the MATCH runs once, and the page, the total and the facets are all
         # read from the same materialised set.
         parts = [
-            "SELECT * FROM (SELECT 0 AS kind, p.pos, p.rowid, p.dist, p.score, d.doc, "
+            "SELECT * FROM (SELECT 0 AS kind, p.pos, p.rowid, p.dist, p.score, pl.doc, "
             "d.categories, NULL AS k, NULL AS n FROM (SELECT rowid, dist, score, "
             f"row_number() OVER (ORDER BY {order}) AS pos FROM f ORDER BY {order} "
-            "LIMIT :limit OFFSET :offset) p JOIN search_doc d ON d.rowid = p.rowid)",
+            "LIMIT :limit OFFSET :offset) p JOIN search_doc d ON d.rowid = p.rowid "
+            "JOIN search_payload pl ON pl.rowid = p.rowid)",
             "SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, 'total', count(*) FROM f",
         ]
         facet_ids = _facet_categories(need)
@@ -722,8 +741,9 @@ class SqliteSearchBackend:
                                           for i, w in enumerate(words)) + ")"
             with self.db.engine.connect() as conn:
                 rows = conn.exec_driver_sql(
-                    "SELECT DISTINCT d.service_id, json_extract(d.doc, '$.name') FROM search_fts "
-                    "JOIN search_doc d ON d.rowid = search_fts.rowid WHERE search_fts MATCH ? "
+                    "SELECT DISTINCT d.service_id, json_extract(pl.doc, '$.name') FROM search_fts "
+                    "JOIN search_doc d ON d.rowid = search_fts.rowid JOIN search_payload pl ON "
+                    "pl.rowid = d.rowid WHERE search_fts MATCH ? "
                     "AND d.status = 'active' ORDER BY rank LIMIT ?",
                     (match, limit - len(out))).all()
             out += [Suggestion(kind="service", id=sid, label=name) for sid, name in rows]

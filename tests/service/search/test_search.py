@@ -223,3 +223,19 @@ def test_an_unknown_gender_is_a_422_naming_the_field(api: TestClient) -> None:
     response = api.get("/api/v1/search", params={"q": "food", "gender": "0000"})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "gender"
+
+
+def test_an_index_of_an_older_format_is_rebuilt(directory: Database) -> None:
+    from service.config import Settings
+    from service.search.service import ensure_current_index
+
+    backend = SqliteSearchBackend(directory)
+    assert backend.is_current()
+    with directory.engine.connect() as conn:
+        conn.execution_options(sqlite_write=True)
+        conn.exec_driver_sql("UPDATE search_meta SET value = 1 WHERE key = 'format'")
+        conn.commit()
+    assert not backend.is_current()
+    settings = Settings(database_url=str(directory.url), environment="test")
+    assert ensure_current_index(settings, directory) == 12
+    assert backend.is_current() and ensure_current_index(settings, directory) is None
