@@ -900,9 +900,8 @@ def _city_point(info: CityInfo) -> GeoPoint:
 
 def make_online_geocoder(name: str, **kwargs: Any) -> OnlineGeocoder:
     """Build a geopy geocoder by service name ("nominatim", "photon", ...); admin opt-in only."""
-    from geopy.geocoders import get_geocoder_for_service
-
     from geopy.adapters import URLLibAdapter
+    from geopy.geocoders import get_geocoder_for_service
 
     cls = get_geocoder_for_service(name.strip().lower())
     # One HTTP attempt per call: Geocoder does its own back-off, and geopy's requests adapter
