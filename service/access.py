@@ -72,8 +72,11 @@ RULES: dict[str, Requires] = {
     "GET /docs": PUBLIC,
     "GET /docs/oauth2-redirect": PUBLIC,
     "GET /redoc": PUBLIC,
-    # pages
+    # pages (service/pages): public for now; sign-in comes with the next increment
     "GET /": PUBLIC,
+    "GET /search": PUBLIC,
+    "GET /services/{service_id}": PUBLIC,
+    "MOUNT /static": PUBLIC,  # the app's own CSS and JS (service/static)
     # the directory and search: public listings
     "GET /api/v1/services": PUBLIC,
     "GET /api/v1/services/{service_id}": PUBLIC,
@@ -105,6 +108,18 @@ RULES: dict[str, Requires] = {
     "POST /api/v1/clients/{client_id}/consents": requires(*AGENCY_STAFF, scope="agency"),
     "POST /api/v1/clients/{client_id}/consents/{consent_id}/revoke":
         requires(*AGENCY_STAFF, scope="agency"),
+    # referrals (service/referrals): agency staff make, send, cancel and follow up; partners
+    # answer the referrals sent to their organizations (and sites); admins read. The scope is
+    # applied in service.referrals.service: the caller's agency, or (partners) their
+    # organizations' inbox; anything else is 404.
+    "POST /api/v1/referrals": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /api/v1/referrals": requires(ADMIN, *AGENCY_STAFF, PARTNER, scope="agency"),
+    "GET /api/v1/referrals/work-queue": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /api/v1/referrals/{referral_id}": requires(ADMIN, *AGENCY_STAFF, PARTNER,
+                                                    scope="agency"),
+    "POST /api/v1/referrals/{referral_id}/transitions":
+        requires(*AGENCY_STAFF, PARTNER, scope="agency"),
+    "POST /api/v1/referrals/{referral_id}/follow-ups": requires(*AGENCY_STAFF, scope="agency"),
     # the audit log
     "GET /api/v1/audit": requires(ADMIN, scope="all"),
 }

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from service import access, errors, pages
@@ -15,12 +16,15 @@ from service.accounts import api as accounts_api
 from service.audit import api as audit_api
 from service.cli import make_geocoder
 from service.clients import api as clients_api
-from service.config import Settings, get_settings
+from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import Database
 from service.directory import api as directory_api
 from service.hsds_api import api as hsds_api
+from service.referrals import api as referrals_api
 from service.search import api as search_api
 from service.search.service import make_backend
+
+STATIC_DIR = PROJECT_ROOT / "service" / "static"  # served at /static
 
 
 def _warm_up(app: FastAPI) -> None:
@@ -83,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_api.router)
     app.include_router(clients_api.router)
     app.include_router(audit_api.router)
+    app.include_router(referrals_api.router)
     app.include_router(hsds_api.router)
     app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(pages.SecurityHeaders)  # CSP, nosniff, no framing on every page
     return app

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     hsds_api_token: str | None = None
     hsds_rate_limit_per_minute: int = Field(default=600, ge=0)
 
+    # Referrals: when the case manager should check back, by urgency; when a referral with no
+    # partner answer counts as idle on the work queue.
+    referral_follow_up_days_urgent: int = Field(default=2, ge=1, le=365)
+    referral_follow_up_days_soon: int = Field(default=7, ge=1, le=365)
+    referral_follow_up_days_routine: int = Field(default=14, ge=1, le=365)
+    referral_idle_days: int = Field(default=3, ge=1, le=365)
+
     demo_notice: bool = Field(
         default=True,
         description="Say on every page and response that the bundled data is old demo data.",
