@@ -1,4 +1,8 @@
-"""The home page (the full web app grows from here)."""
+"""The web app's pages: server-rendered HTML around `templates/base.html`.
+
+Each page module is a thin router that calls the same service functions as the JSON API and
+hands plain values to a template; templates never query. `router` gathers them all.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from sqlalchemy import func, select
 
 from service.deps import SessionDep, SettingsDep
 from service.directory.tables import import_run, location, service
+from service.pages import search, services
+from service.pages.headers import SecurityHeaders
 from service.web import templates
+
+__all__ = ["SecurityHeaders", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -16,12 +24,16 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """Directory size, freshness and the latest imports."""
-    services = session.execute(select(func.count()).select_from(service)
-                               .where(service.c.is_active)).scalar_one()
+    services_count = session.execute(select(func.count()).select_from(service)
+                                     .where(service.c.is_active)).scalar_one()
     locations = session.execute(select(func.count()).select_from(location)
                                 .where(location.c.is_active)).scalar_one()
     runs = session.execute(select(import_run).order_by(import_run.c.id.desc()).limit(10)
                            ).mappings().all()
     return templates.TemplateResponse(request, "home.html", {
-        "services": services, "locations": locations, "runs": runs,
+        "services": services_count, "locations": locations, "runs": runs,
         "demo_notice": settings.demo_notice})
+
+
+router.include_router(search.router)
+router.include_router(services.router)
