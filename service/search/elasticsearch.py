@@ -53,7 +53,7 @@ from service.errors import BadRequest, Unavailable
 from service.search import geo
 from service.search.backend import Place
 from service.search.documents import SearchDocument, build_documents
-from service.search.explain import explain, mismatches, open_state
+from service.search.explain import build_result, mismatches
 from service.search.schemas import (
     FacetCount,
     NearMiss,
@@ -787,29 +787,8 @@ class ElasticsearchBackend:
     @staticmethod
     def _result(row: dict[str, Any], query: SearchQuery, need: Need,
                 now: datetime) -> SearchResult:
-        doc = row["doc"]
-        open_value, hours = open_state(doc, query.open_at or now)
-        matched = [c for c in doc["categories"] if c in need.category_ids] or sorted(
-            set(row["categories"]) & need.category_ids)
-        words = [w for w in need.words if w.lower() in (
-            f"{doc['name']} {doc.get('organization') or ''}").lower()]
-        reasons, cautions = explain(doc, query, distance=row["dist"],
-                                    matched_categories=matched, matched_words=words,
-                                    open_value=open_value, now=now)
-        address = doc.get("address") or {}
-        return SearchResult(
-            service_id=doc["service_id"], service_at_location_id=doc.get("sal_id"),
-            name=doc["name"], organization=doc.get("organization"),
-            address=" ".join(filter(None, (address.get("address_1"), address.get("address_2"))))
-            or None,
-            city=address.get("city"), state=address.get("state"),
-            postal_code=address.get("postal_code"),
-            latitude=doc.get("lat"), longitude=doc.get("lon"), phones=doc.get("phones") or [],
-            distance_mi=round(row["dist"], 2) if row["dist"] is not None else None,
-            categories=doc.get("categories") or [], open_status=open_value, hours=hours,
-            score=round(row["score"], 4), reasons=reasons, cautions=cautions,
-            source=doc["source"], source_id=doc["source_id"],
-            location_source_id=doc.get("location_source_id"))
+        return build_result(row["doc"], distance=row["dist"], score=row["score"],
+                            categories=row["categories"], query=query, need=need, now=now)
 
     def suggest(self, prefix: str, limit: int = 10) -> list[Suggestion]:
         """Categories by name, then service names starting with `prefix` (last word a prefix)."""

@@ -5,13 +5,14 @@ Shared by both engines: they find and order candidates; this module explains the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from service.directory.categories import category_tree
 from service.directory.eligibility import Eligibility, check_client
 from service.directory.schedules import describe, open_status, rule_from_hsds
-from service.search.schemas import Note, SearchQuery
+from service.search.schemas import Note, SearchQuery, SearchResult
 
 STALE_MONTHS = 12
 
@@ -152,3 +153,31 @@ def _ages(elig: Eligibility) -> str:
     if elig.min_age is not None:
         return f"{elig.min_age}+"
     return f"up to {elig.max_age}"
+
+
+def build_result(doc: dict[str, Any], *, distance: float | None, score: float,
+                 categories: Iterable[str], query: SearchQuery, need: Any,
+                 now: datetime) -> SearchResult:
+    """A search result from a document as both engines store it (`categories`: the document's
+    categories with their ancestors), explained the same way whichever engine found it."""
+    open_value, hours = open_state(doc, query.open_at or now)
+    matched = [c for c in doc["categories"] if c in need.category_ids] or sorted(
+        set(categories) & need.category_ids)
+    words = [w for w in need.words if w.lower() in (
+        f"{doc['name']} {doc.get('organization') or ''}").lower()]
+    reasons, cautions = explain(doc, query, distance=distance, matched_categories=matched,
+                                matched_words=words, open_value=open_value, now=now)
+    address = doc.get("address") or {}
+    return SearchResult(
+        service_id=doc["service_id"], service_at_location_id=doc.get("sal_id"),
+        name=doc["name"], organization=doc.get("organization"),
+        address=" ".join(filter(None, (address.get("address_1"), address.get("address_2"))))
+        or None,
+        city=address.get("city"), state=address.get("state"),
+        postal_code=address.get("postal_code"),
+        latitude=doc.get("lat"), longitude=doc.get("lon"), phones=doc.get("phones") or [],
+        distance_mi=round(distance, 2) if distance is not None else None,
+        categories=doc.get("categories") or [], open_status=open_value, hours=hours,
+        score=round(score, 4), reasons=reasons, cautions=cautions,
+        source=doc["source"], source_id=doc["source_id"],
+        location_source_id=doc.get("location_source_id"))
