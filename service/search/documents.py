@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, literal_column, select, text
@@ -84,6 +84,25 @@ class SearchDocument:
             tokens.update(geo.point_tokens(self.lat, self.lon))
         tokens.update(self.area_tokens)
         return " ".join(sorted(tokens))
+
+    def display(self) -> dict[str, Any]:
+        """What a result shows and explains (both engines store exactly this)."""
+        verified = self.verified_at
+        if isinstance(verified, datetime):
+            verified = (verified if verified.tzinfo else verified.replace(tzinfo=UTC)).isoformat()
+        return {
+            "name": self.name, "organization": self.organization, "address": self.address,
+            "phones": self.phones, "eligibility": self.eligibility, "schedules": self.schedules,
+            "time_zone": self.time_zone, "precision": self.precision,
+            "is_confidential": self.is_confidential, "languages": self.languages,
+            "cost": self.cost, "capacity_status": self.capacity_status, "verified_at": verified,
+            "categories": self.categories, "is_referable": self.is_referable,
+            "is_area": self.sal_id is None, "sal_id": self.sal_id,
+            "service_id": self.service_id, "source": self.source, "source_id": self.source_id,
+            "location_source_id": self.location_source_id,
+            "coverage_text": "; ".join(c.get("text") or "" for c in self.coverage if c) or None,
+            "lat": self.lat, "lon": self.lon,
+        }
 
     def body(self) -> str:
         """The searchable text besides name and organization."""

@@ -200,19 +200,7 @@ def to_source(doc: SearchDocument) -> dict[str, Any]:
     if shapes:
         area["shape"] = shapes[0] if len(shapes) == 1 else {
             "type": "geometrycollection", "geometries": shapes}
-    payload = {
-        "name": doc.name, "organization": doc.organization, "address": doc.address,
-        "phones": doc.phones, "eligibility": doc.eligibility, "schedules": doc.schedules,
-        "time_zone": doc.time_zone, "precision": doc.precision,
-        "is_confidential": doc.is_confidential, "languages": doc.languages, "cost": doc.cost,
-        "capacity_status": doc.capacity_status, "verified_at": _iso(doc.verified_at),
-        "categories": doc.categories, "is_referable": doc.is_referable,
-        "is_area": doc.sal_id is None, "sal_id": doc.sal_id, "service_id": doc.service_id,
-        "source": doc.source, "source_id": doc.source_id,
-        "location_source_id": doc.location_source_id,
-        "coverage_text": "; ".join(c.get("text") or "" for c in doc.coverage if c) or None,
-        "lat": doc.lat, "lon": doc.lon,
-    }
+    payload = doc.display()
     has_point = doc.lat is not None and doc.lon is not None
     return {
         "key": doc.key, "service_id": doc.service_id, "name": doc.name,
