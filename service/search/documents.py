@@ -74,16 +74,20 @@ class SearchDocument:
 
     def tags(self) -> str:
         """The place and category tokens of the document."""
-        tree = category_tree()
-        tokens = set()
-        for cid in self.categories:
-            tokens.add(f"c{cid}")
-            for ancestor in tree.ancestors(cid) if cid in tree else []:
-                tokens.add(f"c{ancestor.id}")
+        tokens = {f"c{cid}" for cid in self.categories_with_ancestors()}
         if self.lat is not None and self.lon is not None:
             tokens.update(geo.point_tokens(self.lat, self.lon))
         tokens.update(self.area_tokens)
         return " ".join(sorted(tokens))
+
+    def categories_with_ancestors(self) -> set[str]:
+        """The listing's categories and every broader one ("detox" is also "addiction")."""
+        tree = category_tree()
+        out = set(self.categories)
+        for cid in self.categories:
+            if cid in tree:
+                out.update(a.id for a in tree.ancestors(cid))
+        return out
 
     def display(self) -> dict[str, Any]:
         """What a result shows and explains (both engines store exactly this)."""

@@ -176,11 +176,7 @@ def to_source(doc: SearchDocument) -> dict[str, Any]:
     elig = doc.eligibility or {}
     restricted_age = elig.get("age_kind") == "restriction"
     restricted_gender = elig.get("gender_kind") == "restriction" and elig.get("genders")
-    tree = category_tree()
-    cats = set(doc.categories)
-    for cid in doc.categories:
-        if cid in tree:
-            cats.update(a.id for a in tree.ancestors(cid))
+    cats = doc.categories_with_ancestors()
     area: dict[str, Any] = {"nation": False, "states": [], "counties": [], "cities": [],
                             "zips": []}
     shapes = []

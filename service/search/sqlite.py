@@ -82,21 +82,12 @@ SCHEMA = [
 ]
 TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
 
-DISTANCE_SQL = (
-    "(2 * 3958.8 * asin(min(1.0, sqrt(pow(sin((radians(d.lat) - :rlat) / 2), 2) + "
-    ":coslat * cos(radians(d.lat)) * pow(sin((radians(d.lon) - :rlon) / 2), 2)))))"
-)
-
 
 def _row_values(doc: SearchDocument) -> dict[str, Any]:
     elig = doc.eligibility or {}
     restricted_age = elig.get("age_kind") == "restriction"
     restricted_gender = elig.get("gender_kind") == "restriction" and elig.get("genders")
-    tree = category_tree()
-    cats = set(doc.categories)
-    for cid in doc.categories:
-        if cid in tree:
-            cats.update(a.id for a in tree.ancestors(cid))
+    cats = doc.categories_with_ancestors()
     payload = doc.display()
     return {
         "key": doc.key, "service_id": doc.service_id,
