@@ -9,7 +9,8 @@ process (see ``data/taxonomy/README.md`` for their sources and licences):
   eligibility; see `situation_tree`.
 * ``airs_to_categories.csv`` / ``airs_to_situations.csv`` -- AIRS/211 LA code *prefixes* mapped
   onto our ids (no AIRS term names are shipped); the longest matching prefix wins.
-* ``synonyms.txt`` -- the words case managers and clients use, ``phrase => id[, id]``.
+* ``synonyms.txt`` -- the words case managers and clients use, ``phrase => id[, id]`` (see
+  `parse_synonym_rules` for the other two kinds of line).
 
 Public entry points:
 
@@ -21,7 +22,9 @@ Public entry points:
   category names or slugs, in any mix (also ``"101, 102-04"`` or ``"BD-1800; BH-1800 * YB-8000"``).
 * `situations_for(codes_or_names)` -> situation ids for situation ids, AIRS ``Y`` codes, names.
 * `synonyms()` -> `Synonyms` whose ``expand(text)`` finds synonym phrases inside a free-text
-  query (word boundaries, case-insensitive, longest match first).
+  query (word boundaries, case-insensitive, longest match first, negated phrases left out),
+  whose ``describes_client(phrase)`` tells phrases about the client ("pregnant") from needs,
+  and whose ``combinations`` list needs that together mean a more specific one.
 """
 
 from __future__ import annotations
@@ -360,38 +363,95 @@ class SynonymMatch(NamedTuple):
     category_ids: tuple[str, ...]
 
 
-def parse_synonyms(text: str) -> list[tuple[str, tuple[str, ...]]]:
-    """Parse ``synonyms.txt``: ``phrase => id[, id]`` per line, ``#`` starts a comment."""
-    out: list[tuple[str, tuple[str, ...]]] = []
+class SynonymRules(NamedTuple):
+    """Everything ``synonyms.txt`` says, as `parse_synonym_rules` reads it."""
+
+    entries: list[tuple[str, tuple[str, ...]]]  # phrase => ids, both kinds of phrase
+    describing: list[str]  # phrases (``~>``) that say who the client is, not what they need
+    combinations: list[tuple[tuple[str, ...], tuple[str, ...]]]  # (ids read together) => ids
+
+
+#: Words a phrase may have or lack in a query and still match ("sleeping in a car", "sleeping
+#: in my car", "kept her deposit"): articles and possessives, nothing that carries meaning.
+FILLER_WORDS = frozenset({"a", "an", "the", "my", "his", "her", "their", "our", "your", "its"})
+#: Words that, right before a phrase, say the client is *not* in that situation ("not
+#: homeless", "no longer drinking", "isn't suicidal"); a few soft words may stand between.
+#: ("no food" and "can't pay rent" name a need, so "no" and "can't" are not among them.)
+NEGATIONS = (("not",), ("isnt",), ("arent",), ("wasnt",), ("werent",), ("never",),
+             ("no", "longer"), ("doesnt", "need"), ("dont", "need"), ("doesnt", "want"),
+             ("dont", "want"), ("refuses",))
+_NEGATION_GAP = frozenset({"currently", "really", "actually", "yet", "even", "been", "be",
+                           "being", "any", "at", "all", "in", "using"})
+_COMBINATION = re.compile(r"^\s*\d+(?:\s*&\s*\d+)+\s*$")
+
+
+def parse_synonym_rules(text: str) -> SynonymRules:
+    """Parse ``synonyms.txt``; ``#`` starts a comment. Three kinds of line:
+
+    * ``phrase => id[, id]``: words that name a need;
+    * ``phrase ~> id[, id]``: words that say who the client is ("pregnant", "senior"): they
+      stand for their categories when the query names no need, and yield to any that it names;
+    * ``id & id => id[, id]``: a query read as both categories (each the main one of some
+      phrase) means these more specific ones ("abusive husband" and "a bed tonight": a
+      domestic violence shelter).
+    """
+    rules = SynonymRules([], [], [])
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        phrase, arrow, targets = line.partition("=>")
+        arrow = "~>" if "~>" in line else "=>"
+        phrase, found, targets = line.partition(arrow)
         ids = tuple(t.strip() for t in targets.split(",") if t.strip())
-        if not arrow or not phrase.strip() or not ids:
+        if not found or not phrase.strip() or not ids:
             raise ValueError(f"line {lineno}: expected 'phrase => id[, id]': {raw!r}")
         if not all(i.isdigit() for i in ids):
             raise ValueError(f"line {lineno}: ids must be numeric: {raw!r}")
+        if _COMBINATION.match(phrase):
+            if arrow != "=>":
+                raise ValueError(f"line {lineno}: a combination takes '=>': {raw!r}")
+            parts = tuple(p.strip() for p in phrase.split("&"))
+            rules.combinations.append((parts, ids))
+            continue
         if not tokens(phrase):
             raise ValueError(f"line {lineno}: phrase has no words: {raw!r}")
-        out.append((phrase.strip(), ids))
-    return out
+        rules.entries.append((phrase.strip(), ids))
+        if arrow == "~>":
+            rules.describing.append(phrase.strip())
+    return rules
+
+
+def parse_synonyms(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The ``phrase => id[, id]`` (and ``~>``) lines of ``synonyms.txt``, in file order."""
+    return parse_synonym_rules(text).entries
+
+
+def _key(phrase: str) -> tuple[str, ...]:
+    """The words a phrase is matched on (filler words left out, unless that leaves none)."""
+    words = tokens(phrase)
+    return tuple(w for w in words if w not in FILLER_WORDS) or words
 
 
 class Synonyms:
     """Phrase -> category ids, matched on whole words inside free text."""
 
-    def __init__(self, entries: Iterable[tuple[str, Iterable[str]]]) -> None:
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, Iterable[str]]],
+        describing: Iterable[str] = (),
+        combinations: Iterable[tuple[tuple[str, ...], tuple[str, ...]]] = (),
+    ) -> None:
         self._index: dict[tuple[str, ...], SynonymMatch] = {}
         for phrase, ids in entries:
-            key = tokens(phrase)
+            key = _key(phrase)
             if not key:
                 continue
             known = self._index.get(key)
             merged = dict.fromkeys([*(known.category_ids if known else ()), *ids])
             self._index[key] = SynonymMatch(known.phrase if known else phrase, tuple(merged))
         self._longest = max((len(k) for k in self._index), default=0)
+        self._describing = {_key(p) for p in describing}
+        self.combinations = list(combinations)
 
     @classmethod
     def load(
@@ -399,37 +459,48 @@ class Synonyms:
     ) -> Synonyms:
         """Read a synonyms file; with a tree and `include_names`, category names and aliases
         (except a few generic one-word names) become phrases too, unless the file has them."""
-        entries = parse_synonyms(Path(path).read_text(encoding="utf-8"))
+        rules = parse_synonym_rules(Path(path).read_text(encoding="utf-8"))
+        entries = list(rules.entries)
         if tree is not None and include_names:
-            explicit = {tokens(p) for p, _ in entries}
+            explicit = {_key(p) for p, _ in entries}
             implicit: dict[str, list[str]] = {}
             for cat in tree:
                 for name in (cat.name, *cat.aliases):
-                    if normalise(name) in _GENERIC_NAMES or tokens(name) in explicit:
+                    if normalise(name) in _GENERIC_NAMES or _key(name) in explicit:
                         continue
                     implicit.setdefault(name, []).append(cat.id)
             entries += [(name, tuple(ids)) for name, ids in implicit.items()]
-        return cls(entries)
+        return cls(entries, rules.describing, rules.combinations)
 
     def __len__(self) -> int:
         return len(self._index)
 
     def __contains__(self, phrase: object) -> bool:
-        return isinstance(phrase, str) and tokens(phrase) in self._index
+        return isinstance(phrase, str) and _key(phrase) in self._index
 
     def lookup(self, phrase: str) -> tuple[str, ...]:
         """The ids for exactly this phrase (normalised), or empty."""
-        found = self._index.get(tokens(phrase))
+        found = self._index.get(_key(phrase))
         return found.category_ids if found else ()
+
+    def describes_client(self, phrase: str) -> bool:
+        """Whether a phrase says who the client is rather than what they need (``~>``)."""
+        return _key(phrase) in self._describing
 
     def expand(self, text: str) -> list[SynonymMatch]:
         """Synonym phrases found in `text`, in text order.
 
-        Matching is on whole words, case- and punctuation-insensitive. Overlaps are resolved
+        Matching is on whole words, case- and punctuation-insensitive, and ignores articles
+        and possessives ("sleeping in my car" is "sleeping in car"). Overlaps are resolved
         longest match first: in "needs a bed tonight at a shelter" both "bed tonight" and
-        "shelter" match, but "food" alone never steals from "food stamps".
+        "shelter" match, but "food" alone never steals from "food stamps". A phrase right
+        after a negation ("not homeless", "no longer drinking") is left out.
         """
-        words = tokens(text)
+        return [match for match, negated in self.expand_with_negations(text) if not negated]
+
+    def expand_with_negations(self, text: str) -> list[tuple[SynonymMatch, bool]]:
+        """Like `expand`, with each phrase found and whether a negation stands before it."""
+        words = tuple(w for w in tokens(text) if w not in FILLER_WORDS)
         found: list[tuple[int, int]] = []
         for start in range(len(words)):
             for size in range(min(self._longest, len(words) - start), 0, -1):
@@ -443,11 +514,19 @@ class Synonyms:
                 continue
             taken[start : start + size] = [True] * size
             chosen.append((start, size))
-        return [self._index[words[s : s + n]] for s, n in sorted(chosen)]
+        return [(self._index[words[s : s + n]], _negated(words, s)) for s, n in sorted(chosen)]
 
     def category_ids(self, text: str) -> set[str]:
         """All category ids named by synonym phrases in `text`."""
         return {i for match in self.expand(text) for i in match.category_ids}
+
+
+def _negated(words: tuple[str, ...], start: int) -> bool:
+    """Whether a negation ends right before ``words[start]`` (soft words may stand between)."""
+    end = start
+    while end > 0 and words[end - 1] in _NEGATION_GAP:
+        end -= 1
+    return any(words[max(0, end - len(n)) : end] == n for n in NEGATIONS)
 
 
 def read_phrasings(path: Path) -> list[tuple[str, str]]:
@@ -569,12 +648,15 @@ def situations_for(
 
 __all__ = [
     "AIRS_CODE",
+    "FILLER_WORDS",
+    "NEGATIONS",
     "DATA_DIR",
     "LEGACY_CODE",
     "Category",
     "CategoryTree",
     "PrefixMap",
     "SynonymMatch",
+    "SynonymRules",
     "Synonyms",
     "airs_categories",
     "airs_lineage",
@@ -582,6 +664,7 @@ __all__ = [
     "categorize",
     "category_tree",
     "normalise",
+    "parse_synonym_rules",
     "parse_synonyms",
     "read_phrasings",
     "situation_tree",

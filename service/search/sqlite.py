@@ -367,6 +367,7 @@ class SqliteSearchBackend:
         if top:
             parts.append("tags : (" + " OR ".join(f"c{c}" for c in sorted(top)) + ")")
         corrections: dict[str, list[str]] = {}
+        asked = []
         for phrase in need.phrases:
             # The phrase itself as text too: a listing that says "suboxone" ranks above one
             # that is only in the category.
@@ -374,6 +375,8 @@ class SqliteSearchBackend:
             if words:
                 text_parts.append("{name organization body} : (" + " AND ".join(
                     fts_term(stem(w)) for w in words) + ")")
+                if phrase not in need.describing:
+                    asked.append(text_parts[-1])
         if need.words:
             terms = []
             for word in need.words:
@@ -388,7 +391,11 @@ class SqliteSearchBackend:
         parts += text_parts
         if not parts:
             return None, corrections
-        text = " OR ".join(f"({p})" for p in text_parts) or None
+        # What a listing's text must say to count as saying what was asked: the needs
+        # understood, when there are any; words about the client ("elderly") and the words
+        # left over ("three kids" in "school uniforms for three kids") still find listings,
+        # but do not rank them as answers.
+        text = " OR ".join(f"({p})" for p in (asked or text_parts)) or None
         return NeedMatch(" OR ".join(f"({p})" for p in parts), text), corrections
 
     @staticmethod
@@ -560,14 +567,21 @@ class SqliteSearchBackend:
                                            for i in range(len(covers))) + ")") if covers else "0"
         params["stale_before"] = now.replace(year=now.year - 1).isoformat()
         # Words of the need found in the listing's name or organization (matched listings hold
-        # every word somewhere; in the name counts most).
-        words = [normalise(w) for w in need.words + [p for p in need.phrases]]
-        words = [w for w in words if w][:6]
-        for i, word in enumerate(words):
-            params[f"word{i}"] = word
-        name_hits = ("((" + " + ".join(f"(instr(d.name_lc, :word{i}) > 0)"
-                                       for i in range(len(words))) + f") / {len(words)}.0)"
-                     ) if words else "0"
+        # every word somewhere; in the name counts most), each at the start of a word there
+        # ("ged" is not in "managed"). The needs understood weigh twice the rest (words about
+        # the client, words left over): "GED" in a name says more than "class" does for "a GED
+        # class".
+        asked = [p for p in need.phrases if p not in need.describing]
+        rest = 0.5 if asked else 1.0
+        terms = [(normalise(p), 1.0) for p in asked] + [
+            (w, rest) for w in (normalise(p) for p in [*need.describing, *need.words])]
+        terms = [(w, weight) for w, weight in terms if w]
+        terms = terms[:6]
+        for i, (word, _) in enumerate(terms):
+            params[f"word{i}"] = " " + word
+        name_hits = ("((" + " + ".join(f"{weight:.1f} * (instr(d.name_lc, :word{i}) > 0)"
+                                       for i, (_, weight) in enumerate(terms))
+                     + f") / {sum(weight for _, weight in terms):.1f})") if terms else "0"
         # Listings whose text (not only their category) says what was asked: one more small
         # MATCH, bounded by the same place.
         text_cte = ""

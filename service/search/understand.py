@@ -4,6 +4,11 @@
 ancestors as tokens; "rehab" and "can't pay rent" are synonyms of categories; "shleter" is
 corrected to a word the index knows ("shelter") because it is one edit away, while "pantry",
 which the index knows, is never turned into "party".
+
+Which reading leads: needs read together ("abusive husband" and "a bed tonight": a domestic
+violence shelter), then phrases naming a need before words about the client ("WIC" before
+"pregnant", "lawyer" before "evicted"), then phrases of more meaningful words, then deeper
+categories. "not homeless" and "no longer drinking" are no part of the need at all.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from service.directory.categories import category_tree, normalise, synonyms
+from service.directory.categories import (
+    NEGATIONS,
+    SynonymMatch,
+    category_tree,
+    normalise,
+    synonyms,
+    tokens,
+)
 from service.errors import BadRequest
 
 STOP_WORDS = frozenset("""
@@ -33,6 +45,7 @@ class Need:
     primary_ids: set[str] = field(default_factory=set)  # each phrase's first category, chosen
     chosen_ids: set[str] = field(default_factory=set)  # the `category` parameter only
     phrases: list[str] = field(default_factory=list)  # synonym phrases found in the text
+    describing: list[str] = field(default_factory=list)  # those saying who the client is
     words: list[str] = field(default_factory=list)  # content words searched as text
     corrections: dict[str, list[str]] = field(default_factory=dict)
 
@@ -57,41 +70,81 @@ def understand(q: str | None, category_ids: list[str]) -> Need:
         text = normalise(q)
         covered = set()
         matches = ranked_matches(q)
+        combined = combined_categories(matches)
+        for i, cid in enumerate(combined):
+            need.category_ids |= tree.search_scope(cid)
+            if i == 0:
+                need.primary_ids |= tree.search_scope(cid)
         for rank, match in enumerate(matches):
             need.phrases.append(match.phrase)
+            if synonyms().describes_client(match.phrase):
+                need.describing.append(match.phrase)
             for i, cid in enumerate(match.category_ids):
                 if cid in tree:
                     need.category_ids |= tree.search_scope(cid)
-                    if rank == 0 and i == 0:
+                    if rank == 0 and i == 0 and not combined:
                         need.primary_ids |= tree.search_scope(cid)
             covered.update(normalise(match.phrase).split())
+        # A negated phrase ("not homeless") is no part of the need, not even as text.
+        for match, negated in synonyms().expand_with_negations(q):
+            if negated:
+                covered.update(normalise(match.phrase).split())
+                covered.update(w for n in NEGATIONS for w in n)
         need.words = [w for w in _WORD.findall(text)
                       if w not in STOP_WORDS and len(w) > 1 and w not in covered]
         if not need.phrases and not need.words:
-            need.words = [w for w in _WORD.findall(text) if len(w) > 1][:8]
+            need.words = [w for w in _WORD.findall(text)
+                          if len(w) > 1 and w not in covered][:8]
     return need
 
 
-def ranked_matches(q: str) -> list:
-    """The synonym phrases found in a need, the most telling first: longer phrases, then the
-    more specific category ("meals delivered" before "senior" in "senior needs meals
-    delivered")."""
+def ranked_matches(q: str) -> list[SynonymMatch]:
+    """The synonym phrases found in a need, the most telling first: phrases naming a need
+    before those only saying who the client is ("WIC" before "pregnant"), then phrases of
+    more words that carry meaning, then the more specific category ("detox" before "food" in
+    "needs food and detox")."""
     tree = category_tree()
+    found = synonyms()
 
-    def depth(match) -> int:  # noqa: ANN001
+    def depth(match: SynonymMatch) -> int:
         cid = match.category_ids[0] if match.category_ids else None
         return tree.depth(cid) if cid in tree else 0
 
-    matches = list(synonyms().expand(q))
+    def length(match: SynonymMatch) -> int:  # in words that carry meaning: "a bed for
+        return sum(w not in STOP_WORDS for w in tokens(match.phrase)) or 1  # tonight" is 1
+
+    matches = list(found.expand(q))
     order = {id(m): i for i, m in enumerate(matches)}
-    return sorted(matches, key=lambda m: (-len(normalise(m.phrase).split()), -depth(m),
-                                          order[id(m)]))
+    return sorted(matches, key=lambda m: (found.describes_client(m.phrase), -length(m),
+                                          -depth(m), order[id(m)]))
+
+
+def combined_categories(matches: list[SynonymMatch]) -> list[str]:
+    """The more specific categories that needs read together mean (``a & b => c`` in the
+    synonyms file), in file order: each part must be the main category (or a same-name twin
+    of it) of a different phrase of the need."""
+    tree = category_tree()
+    mains = [set().union(*(tree.equivalents(c) for c in m.category_ids[:1] if c in tree))
+             for m in matches]
+    out: list[str] = []
+    for parts, ids in synonyms().combinations:
+        used: set[int] = set()
+        for part in parts:
+            hit = next((i for i, main in enumerate(mains) if part in main and i not in used),
+                       None)
+            if hit is None:
+                break
+            used.add(hit)
+        else:
+            out += [c for c in ids if c in tree and c not in out]
+    return out
 
 
 def ranked_categories(q: str) -> list[str]:
-    """The categories a need is read as, best first (each phrase's main one before the rest)."""
+    """The categories a need is read as, best first: what its needs mean together, then each
+    phrase's main one, then the rest."""
     matches = ranked_matches(q)
-    ranked: list[str] = []
+    ranked: list[str] = combined_categories(matches)
     for match in matches:
         for cid in match.category_ids[:1]:
             if cid not in ranked:
