@@ -21,6 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
+
+
+class _NoResultRows(logging.Filter):
+    """SQLAlchemy's engine logger writes every result row at DEBUG ("Row (...)"), which would
+    put client names in the logs whatever `hide_parameters` says: those records are dropped;
+    statements (without values) still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(("Row ", "Col ")))
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoResultRows())
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -32,23 +45,26 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with the pragmas and transaction behaviour this project relies on.
 
     `hide_parameters`: statement logs and errors never show bound values (client names, dates
-    of birth), even when SQL logging is turned on.
+    of birth), even when SQL logging is turned on. SQLite waits up to `BUSY_TIMEOUT` seconds
+    for another writer's lock (the URL's `?timeout=` overrides it), then answers "database is
+    locked", which the API turns into a 503 with Retry-After (`service.errors`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        timeout = float(parsed.query.get("timeout", BUSY_TIMEOUT))
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False},
+            url, echo=echo, connect_args={"timeout": timeout, "check_same_thread": False},
             pool_size=8, max_overflow=16, hide_parameters=True,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms=int(timeout * 1000))
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
                          hide_parameters=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
@@ -56,7 +72,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")

@@ -52,7 +52,71 @@ class InvalidTransition(AppError):
 
 
 class Unavailable(AppError):
+    """503: a dependency (the database, the search cluster) cannot answer now; `retry_after`
+    (seconds) becomes the Retry-After header."""
+
     status, code = 503, "unavailable"
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
+# SQLite primary result codes (extended code & 0xFF) that are conditions, not bugs.
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED: another writer kept the lock too long
+_SQLITE_FULL = 13  # SQLITE_FULL: the disk (or max_page_count) is full
+_SQLITE_IO = {10, 14}  # SQLITE_IOERR, SQLITE_CANTOPEN
+# PostgreSQL SQLSTATEs (and classes) that mean "try again shortly".
+_PG_BUSY = {"40001", "40P01", "55P03", "57014", "53300"}  # serialization, deadlock, lock or
+# statement timeout, too many connections
+_PG_DOWN_CLASSES = ("08", "57P")  # connection exceptions; admin/crash shutdown, starting up
+DB_RETRY_AFTER = 5  # seconds
+
+
+def database_unavailable(exc: BaseException) -> Unavailable | None:
+    """The 503 for a database error that is a passing condition (locked, busy, unreachable,
+    full), or None for anything else (a bug stays a 500). The message names no statement and
+    no value."""
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.TimeoutError):  # every pooled connection busy for pool_timeout
+        return Unavailable("the database is busy: every connection is in use. Nothing was "
+                           "changed; try again in a few seconds.", retry_after=DB_RETRY_AFTER)
+    if not isinstance(exc, sa.DBAPIError):
+        return None
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        primary = sqlite_code & 0xFF
+        if primary in _SQLITE_BUSY:
+            return Unavailable("the database is busy with another change (it stayed locked "
+                               "longer than the wait allows). Nothing was changed; try again in "
+                               "a few seconds.", retry_after=DB_RETRY_AFTER)
+        if primary == _SQLITE_FULL:
+            return Unavailable("the database's disk is full. Nothing was changed; an "
+                               "administrator must free space.", retry_after=60)
+        if primary in _SQLITE_IO:
+            return Unavailable("the database file could not be read or written. Nothing was "
+                               "changed; try again later.", retry_after=30)
+        return None
+    if exc.connection_invalidated:
+        return _pg_down()
+    if type(orig).__module__.split(".")[0] in ("psycopg", "psycopg2"):
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if sqlstate in _PG_BUSY:
+            return Unavailable("the database is busy. Nothing was changed; try again in a few "
+                               "seconds.", retry_after=DB_RETRY_AFTER)
+        # A client-side OperationalError has no SQLSTATE: the connection failed or was lost.
+        if (sqlstate is None and isinstance(exc, sa.OperationalError)) or (
+                sqlstate is not None and sqlstate.startswith(_PG_DOWN_CLASSES)):
+            return _pg_down()
+    return None
+
+
+def _pg_down() -> Unavailable:
+    return Unavailable("the database is not reachable. Nothing was changed; try again in a "
+                       "minute.", retry_after=DB_RETRY_AFTER)
 
 
 def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -74,7 +138,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError):  # noqa: ANN202
-        return _respond(request, exc.status, exc.code, exc.message, exc.field)
+        response = _respond(request, exc.status, exc.code, exc.message, exc.field)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    async def _database(request: Request, exc: Exception):  # noqa: ANN202
+        unavailable = database_unavailable(exc)
+        if unavailable is None:
+            raise exc  # a bug: on to the 500 handler, which logs it
+        import logging
+        logging.getLogger("signpost").warning(  # the kind of failure only: no SQL, no values
+            "database unavailable on %s %s: %s (%s)", request.method, request.url.path,
+            type(exc).__name__, type(getattr(exc, "orig", None)).__name__)
+        return await _app_error(request, unavailable)
+
+    from sqlalchemy import exc as sa
+    app.add_exception_handler(sa.DBAPIError, _database)
+    app.add_exception_handler(sa.TimeoutError, _database)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
@@ -113,5 +195,11 @@ def _respond(request: Request, status: int, code: str, message: str,
              field: str | None = None):  # noqa: ANN202
     if _wants_json(request):
         return JSONResponse(error_body(status, code, message, field), status_code=status)
+    if status == 401:  # a page that needs a signed-in user: sign in, then come back
+        from urllib.parse import quote
+
+        from fastapi.responses import RedirectResponse
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
     from service.web import render_error
     return render_error(request, status, message)

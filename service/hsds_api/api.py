@@ -62,7 +62,8 @@ def about(request: Request) -> Response:
 
 
 @router.get("/profile", name="hsds_profile", response_class=PlainTextResponse,
-            summary="Signpost's HSDS profile")
+            summary="Signpost's HSDS profile",
+            responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}})
 def profile() -> Response:
     """What Signpost adds to HSDS 3.1 and how this API behaves (Markdown)."""
     return PlainTextResponse(hsds.profile_text(), media_type="text/markdown; charset=utf-8")

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
 )
 from sqlalchemy.orm import Session
 
@@ -158,8 +159,9 @@ def _words(text: str) -> list[str]:
 
 
 def _text(search: str, *columns: Any) -> ColumnElement[bool]:
-    """Every word of `search` appears (case-insensitively) in one of `columns`."""
-    return and_(*[or_(*[func.lower(c).contains(word, autoescape=True) for c in columns])
+    """Every word of `search` appears (case-insensitively) in one of `columns`; a search of
+    only spaces asks nothing."""
+    return and_(true(), *[or_(*[func.lower(c).contains(word, autoescape=True) for c in columns])
                   for word in _words(search)])
 
 

@@ -308,6 +308,7 @@ def test_the_root_links_the_profile(client: TestClient) -> None:
     ("/hsds/services", {"search": "FOOD   pantry 0"}, ["svc0", "svc10"]),
     ("/hsds/services", {"search": "groceries weekly"}, []),
     ("/hsds/services", {"search": "100%"}, []),
+    ("/hsds/services", {"search": " \r\t"}, VISIBLE_SERVICES),  # only spaces: no filter
     ("/hsds/services", {"taxonomy_term_id": "food"}, VISIBLE_SERVICES),
     ("/hsds/services", {"taxonomy_term_id": "shelter"}, ["svc0"]),
     ("/hsds/services", {"taxonomy_id": "tx2"}, ["svc0", "svc9"]),
