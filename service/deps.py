@@ -48,9 +48,9 @@ def client_ip(request: Request) -> str | None:
 
 
 def authenticate(request: Request) -> Principal | None:
-    """The user behind the request's bearer token, or None (no, unknown, expired or revoked
-    token). Looked up in its own short transaction; `last_used_at` is written at most every
-    few minutes, in its own write transaction."""
+    """The user behind the request's bearer token (or, without one, the web session cookie),
+    or None (no, unknown, expired or revoked token). Looked up in its own short transaction;
+    `last_used_at` is written at most every few minutes, in its own write transaction."""
     if hasattr(request.state, "principal"):
         return request.state.principal
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -65,6 +65,9 @@ def authenticate(request: Request) -> Principal | None:
             if stale:
                 with db.session(write=True) as session:
                     accounts.touch_token(session, token_id=principal.token_id)
+    if principal is None and scheme.lower() != "bearer":
+        from service.pages.session import principal_from_cookie  # the web app's signed cookie
+        principal = principal_from_cookie(request, client_ip=client_ip(request))
     request.state.principal = principal
     return principal
 
@@ -85,7 +88,10 @@ def get_current_user(
 
 
 DbDep = Annotated[Database, Depends(get_db)]
-SessionDep = Annotated[Session, Depends(get_session)]
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+# scope="function": the transaction commits when the route returns and BEFORE the answer is
+# sent, so an acknowledged write is durable and the client's next request sees it (FastAPI's
+# default, "request", would commit after the response has gone out).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

@@ -7,7 +7,15 @@ from fastapi.templating import Jinja2Templates
 
 from service.config import PROJECT_ROOT
 
-templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))
+
+def _context(request: Request) -> dict:
+    """Every page's shared values (signed-in user, CSRF token, flash messages)."""
+    from service.pages.session import template_context
+    return template_context(request)
+
+
+templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"),
+                            context_processors=[_context])
 
 
 def render_error(request: Request, status: int, message: str):  # noqa: ANN201
