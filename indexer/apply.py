@@ -4,6 +4,19 @@ The staged tables are made reachable from the directory's own connection (SQLite
 PostgreSQL: temporary tables filled with COPY), so comparing and writing are set-based SQL that
 both databases run. Only rows whose content hash changed are written; records missing from the
 new export are deactivated; rows a partner or admin edited locally are merged field by field.
+
+Partners' edits win until the source changes the same data:
+
+* a record field edited locally (`local_edits`) keeps its local value while the source's value
+  stays what it was at the edit; when the source changes it, the source wins and the conflict is
+  listed in `edit_conflict` for an admin;
+* a feed's child row (hours, phones, languages...) a partner rewrote or removed is remembered by
+  the record that owns it (`ROWS`, written by `match_child_rows`): it stays as the partner left
+  it, removed rows included, while the feed's row keeps the content hash it had at the edit; when
+  the feed changes or drops it, the feed wins and the conflict is listed (field `ROW_FIELD`);
+* a verification (`verified_at`, by, method) and a site's capacity (`capacity_status`,
+  `capacity_updated_at`) are replaced only by a newer one: the source's value wins when the
+  directory has no date yet or the source's date is later (`NEWEST_WINS`).
 """
 
 from __future__ import annotations
@@ -11,11 +24,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, DateTime, insert, select, update
+from sqlalchemy.orm import Session
 
 from indexer.records import RECORD_TABLES
 from indexer.staging import STAGED_TABLES, Stage, columns_of
@@ -30,6 +45,28 @@ APPLY_ORDER = (
     "url", "unit", "service_capacity", "attribute", "metadata",
 )
 RECORD_META = ("is_active", "created_at", "updated_at", "local_edits")
+
+# Columns replaced only by newer information: (the date that decides, the columns it governs).
+NEWEST_WINS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "service": ("verified_at", ("verified_at", "verified_by", "verification_method")),
+    "service_at_location": ("capacity_updated_at", ("capacity_updated_at", "capacity_status")),
+}
+ROWS = "_rows"  # key of an owner's `local_edits`: {row id: what a partner did to a feed's row}
+ROW_FIELD = "*"  # `edit_conflict.field` of a conflict about a whole child row
+# The column that places a child row, and the record that then owns it (most specific first).
+OWNERS = (("service_at_location_id", "service_at_location"), ("location_id", "location"),
+          ("service_id", "service"), ("organization_id", "organization"))
+PROVENANCE = ("id", "record_source", "record_source_id", "row_hash")
+
+
+@dataclass
+class RowEdit:
+    """A feed's child row a partner rewrote or removed, as its owner remembers it."""
+
+    owner_table: str
+    owner_id: str
+    row_id: str
+    entry: dict[str, Any]  # table, source, source_id, row_hash, source_row, removed, at
 
 
 @dataclass
@@ -49,6 +86,7 @@ class Applier:
         self.sources = sources
         self.now = datetime.now(UTC)
         self.conn: Connection | None = None
+        self.conflicts: Counter[str] = Counter()  # table -> conflicts listed for an admin
 
     # -- connection ---------------------------------------------------------------------------
     def __enter__(self) -> Applier:
@@ -110,6 +148,13 @@ class Applier:
             return raw.execute(sql, params).rowcount
         return self._exec(sql, **params)
 
+    def _rows_of(self, raw: Any, sql: str) -> list[tuple]:
+        """The rows of a query, on the raw SQLite connection or in our transaction."""
+        if raw is not None:
+            return raw.execute(sql).fetchall()
+        assert self.conn is not None
+        return [tuple(r) for r in self.conn.exec_driver_sql(sql)]
+
     def _mark_changes(self, raw: Any) -> None:
         """Mark each staged row new or changed (`_op`), and list the rows the new export no
         longer has (`_gone`), comparing content hashes."""
@@ -126,6 +171,28 @@ class Applier:
             self._run(raw, f"INSERT INTO {self.staged('_gone')} (tbl, id) SELECT '{table}', t.id "
                            f"FROM {table} t WHERE t.record_source IN ({sources}){active} AND "
                            f"NOT EXISTS (SELECT 1 FROM {stg} s WHERE s.id = t.id)")
+        self._hold_removed_rows(raw, self._row_edits(raw))
+
+    def _row_edits(self, raw: Any) -> list[RowEdit]:
+        """The feed rows of this import's sources that partners rewrote or removed."""
+        out = []
+        for owner_table in RECORD_TABLES:
+            for owner_id, value in self._rows_of(raw, f"SELECT id, local_edits FROM "
+                                                      f"{owner_table} WHERE local_edits IS NOT "
+                                                      "NULL"):
+                remembered = (_json(value) or {}).get(ROWS) or {}
+                out += [RowEdit(owner_table, owner_id, row_id, entry)
+                        for row_id, entry in remembered.items()
+                        if entry.get("source") in self.sources]
+        return out
+
+    def _hold_removed_rows(self, raw: Any, row_edits: list[RowEdit]) -> None:
+        """A row a partner removed is not brought back while the feed's row is as it was."""
+        for edit in row_edits:
+            if edit.entry.get("removed"):
+                self._run(raw, f"UPDATE {self.staged(edit.entry['table'])} SET _op = NULL "
+                               "WHERE id = :id AND row_hash = :row_hash",
+                          id=edit.row_id, row_hash=edit.entry["row_hash"])
 
     def _scalar(self, sql: str, **params: Any) -> Any:
         assert self.conn is not None
@@ -173,6 +240,7 @@ class Applier:
     # -- apply ----------------------------------------------------------------------------------
     def apply(self, run_id: int | None) -> set[str]:
         """Write the stage; return the ids of services whose search documents changed."""
+        self._settle_row_edits(run_id)
         changed_services = self._changed_services()
         for table in APPLY_ORDER:
             self._upsert(table)
@@ -202,7 +270,11 @@ class Applier:
         cols = [c for c in columns_of(table) if c not in RECORD_META]
         stg = self.staged(table)
         select_cols = ", ".join(f"s.{c}" for c in cols)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        when, governed = NEWEST_WINS.get(table, ("", ()))
+        newer = f"{table}.{when} IS NULL OR excluded.{when} > {table}.{when}"
+        updates = ", ".join(
+            f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {table}.{c} END" if c in governed
+            else f"{c} = excluded.{c}" for c in cols if c != "id")
         if table in RECORD_TABLES:
             self._exec(
                 f"INSERT INTO {table} ({', '.join(cols)}, is_active, created_at, updated_at) "
@@ -250,6 +322,7 @@ class Applier:
             main = hsds_tables[table]
             stg = self.staged(table)
             cols = [c for c in columns_of(table) if c not in RECORD_META]
+            when, governed = NEWEST_WINS.get(table, ("", ()))
             edited = self.conn.execute(
                 select(main).where(main.c.local_edits.is_not(None))
                 .where(main.c.record_source.in_(self.sources))).mappings().all()
@@ -264,27 +337,208 @@ class Applier:
                     continue
                 edits = _json(current["local_edits"]) or {}
                 values = {c: _column_value(main, c, staged[c]) for c in cols if c != "id"}
+                from_source = dict(values)
+                held = bool(governed) and not _is_newer(values[when], current[when])
+                if held:  # the directory's confirmation is newer: it stands
+                    values.update({c: current[c] for c in governed})
                 kept: dict[str, Any] = {}
                 for name, edit in edits.items():
                     if name not in values:
                         kept[name] = edit
                         continue
+                    if name in governed:
+                        # Decided by date: a newer source value replaces the local one (no
+                        # conflict); otherwise the local value stands against whatever the
+                        # source says now.
+                        if held:
+                            kept[name] = {**edit, "source_value": _plain(from_source[name])}
+                        continue
                     if _same(values[name], edit.get("source_value")):
                         values[name] = edit.get("value")
                         kept[name] = edit
                     else:
-                        self.conn.execute(insert(edit_conflict).values(
-                            table_name=table, record_id=current["id"], field=name,
-                            local_value=edit.get("value"),
-                            source_value_at_edit=edit.get("source_value"),
-                            new_source_value=_plain(values[name]), edited_by=edit.get("by"),
-                            edited_at=_parse_time(edit.get("at")), detected_at=self.now,
-                            import_run_id=run_id))
+                        self._conflict(table=table, record_id=current["id"], field=name,
+                                       local=edit.get("value"),
+                                       at_edit=edit.get("source_value"),
+                                       new=_plain(values[name]), by=edit.get("by"),
+                                       at=edit.get("at"), run_id=run_id)
                 if current["row_hash"] == staged["row_hash"] and kept == edits \
                         and current["is_active"]:
                     continue
                 self.conn.execute(update(main).where(main.c.id == current["id"]).values(
                     **values, local_edits=kept or None, is_active=True, updated_at=self.now))
+
+    def _conflict(self, *, table: str, record_id: str, field: str, local: Any, at_edit: Any,
+                  new: Any, by: Any, at: Any, run_id: int | None) -> None:
+        """List a conflict between a local edit and the source for an admin."""
+        assert self.conn is not None
+        self.conn.execute(insert(edit_conflict).values(
+            table_name=table, record_id=record_id, field=field, local_value=local,
+            source_value_at_edit=at_edit, new_source_value=new, edited_by=by,
+            edited_at=_parse_time(at), detected_at=self.now, import_run_id=run_id))
+        self.conflicts[table] += 1
+
+    def _settle_row_edits(self, run_id: int | None) -> None:
+        """Rows partners rewrote or removed: kept while the feed's row is as it was at the edit;
+        once the feed changes or drops it, the feed wins, the conflict is listed and the row is
+        no longer remembered."""
+        assert self.conn is not None
+        settled: dict[tuple[str, str], set[str]] = {}
+        row_edits = self._row_edits(None)
+        self._hold_removed_rows(None, row_edits)  # again, now that the directory is locked
+        for edit in row_edits:
+            table, entry = edit.entry["table"], edit.entry
+            staged = self._staged_row(table, edit.row_id)
+            if staged is not None and staged["row_hash"] == entry["row_hash"]:
+                continue
+            if not (staged is None and entry.get("removed")):  # both removed it: no conflict
+                local = None  # removed by the partner
+                if not entry.get("removed"):
+                    t = hsds_tables[table]
+                    row = self.conn.execute(select(t).where(t.c.id == edit.row_id)).first()
+                    local = None if row is None else _row_content(t, row._mapping)
+                self._conflict(table=table, record_id=edit.row_id, field=ROW_FIELD, local=local,
+                               at_edit=entry.get("source_row"),
+                               new=None if staged is None else _row_content(
+                                   hsds_tables[table], staged),
+                               by=entry.get("by"), at=entry.get("at"), run_id=run_id)
+            settled.setdefault((edit.owner_table, edit.owner_id), set()).add(edit.row_id)
+        for (owner_table, owner_id), row_ids in settled.items():
+            owner = hsds_tables[owner_table]
+            edits = dict(_json(self.conn.execute(select(owner.c.local_edits).where(
+                owner.c.id == owner_id)).scalar()) or {})
+            rows = {k: v for k, v in (edits.get(ROWS) or {}).items() if k not in row_ids}
+            edits.pop(ROWS, None)
+            if rows:
+                edits[ROWS] = rows
+            self.conn.execute(update(owner).where(owner.c.id == owner_id)
+                              .values(local_edits=edits or None))
+
+    def _staged_row(self, table: str, row_id: str) -> dict[str, Any] | None:
+        """A staged row in the directory's Python types, or None."""
+        assert self.conn is not None
+        main = hsds_tables[table]
+        cols = columns_of(table)
+        sql, params = self._bind(f"SELECT {', '.join(cols)} FROM {self.staged(table)} "
+                                 "WHERE id = :id", {"id": row_id})
+        row = self.conn.exec_driver_sql(sql, params).mappings().first()
+        return None if row is None else {c: _column_value(main, c, row[c]) for c in cols}
+
+
+# --- partners' edits of a feed's child rows ---------------------------------------------------
+
+
+def _row_content(table: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a child row says (its non-empty columns, without provenance), as plain JSON."""
+    return {c.name: _plain(row[c.name]) for c in table.columns
+            if c.name not in PROVENANCE and row.get(c.name) is not None}
+
+
+def _likeness(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """How alike two rows' contents are: the same row scores highest, else shared values."""
+    if a == b:
+        return 1_000_000
+    return sum(1 for k in a.keys() & b.keys() if a[k] == b[k])
+
+
+def _owner(where: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The record that owns the child rows placed by `where`, as (table, id)."""
+    for column, table in OWNERS:
+        if where.get(column) is not None:
+            return table, where[column]
+    return None
+
+
+def match_child_rows(session: Session, *, table: str, where: Mapping[str, Any],
+                     existing: Sequence[str], rows: Sequence[Mapping[str, Any]],
+                     ) -> tuple[list[str], list[Mapping[str, Any]]]:
+    """Before `rows` replace the child rows `existing` in place (`service.directory.edits.
+    replace_child_rows`): pair each wanted row with the closest current row, and remember each
+    feed row the partner thereby rewrites or removes in its owner's `local_edits` (`ROWS`), so
+    the next import keeps the edit while the feed's row is as it was.
+
+    A wanted row that says exactly what a removed feed row said brings that row back (a
+    revert). Returns both lists reordered so that paired rows share an index, unpaired after.
+    """
+    from service.directory.edits import LOCAL_SOURCE
+
+    t = hsds_tables[table]
+    found = {r["id"]: r for r in session.execute(select(t).where(t.c.id.in_(list(existing))))
+             .mappings()}
+    current = [found[i] for i in existing if i in found]
+    wanted = []
+    for row in rows:
+        values: dict[str, Any] = {c.name: None for c in t.columns}
+        for c in t.columns:
+            if c.default is not None and not c.nullable:
+                values[c.name] = c.default.arg
+        values.update({k: v for k, v in row.items() if k in t.c})
+        values.update(where)
+        wanted.append(_row_content(t, values))
+    owner = _owner(where)
+    owner_table = hsds_tables[owner[0]] if owner else None
+    edits: dict[str, Any] = {}
+    if owner is not None:
+        edits = dict(_json(session.execute(select(owner_table.c.local_edits).where(
+            owner_table.c.id == owner[1])).scalar()) or {})
+    memory: dict[str, Any] = dict(edits.get(ROWS) or {})
+    now = datetime.now(UTC).isoformat()
+
+    # A revert: a removed feed row wanted again exactly as it was comes back with its id.
+    contents = [_row_content(t, r) for r in current]
+    for content in wanted:
+        if content in contents:
+            continue
+        row_id = next((k for k, e in memory.items() if e.get("table") == table
+                       and e.get("removed") and e.get("source_row") == content), None)
+        if row_id is None:
+            continue
+        entry = memory.pop(row_id)
+        session.execute(insert(t).values(
+            id=row_id, record_source=entry["source"], record_source_id=entry["source_id"],
+            row_hash=entry["row_hash"],
+            **{k: _column_value(t, k, v) for k, v in entry["source_row"].items()}))
+        restored = session.execute(select(t).where(t.c.id == row_id)).mappings().one()
+        current.append(restored)
+        contents.append(_row_content(t, restored))
+
+    candidates = sorted((-_likeness(contents[i], wanted[j]), i, j)
+                        for i in range(len(current)) for j in range(len(wanted)))
+    paired: dict[int, int] = {}  # wanted index -> current index
+    for _score, i, j in candidates:
+        if j not in paired and i not in paired.values():
+            paired[j] = i
+    for i, row in enumerate(current):
+        if row["record_source"] == LOCAL_SOURCE or owner is None:
+            continue
+        j = next((j for j, k in paired.items() if k == i), None)
+        entry = memory.get(row["id"])
+        if j is not None and contents[i] == wanted[j]:
+            continue  # left as it is
+        if j is not None and entry is not None and entry["source_row"] == wanted[j]:
+            memory.pop(row["id"])  # back to what the feed says: no longer an edit
+            continue
+        memory[row["id"]] = {
+            "table": table, "source": row["record_source"],
+            "source_id": row["record_source_id"], "row_hash": row["row_hash"],
+            "source_row": entry["source_row"] if entry else contents[i],
+            "removed": j is None, "at": now}
+    if owner is not None and memory != (edits.get(ROWS) or {}):
+        edits.pop(ROWS, None)
+        if memory:
+            edits[ROWS] = memory
+        session.execute(update(owner_table).where(owner_table.c.id == owner[1])
+                        .values(local_edits=edits or None))
+    order = sorted(paired)
+    ids = [current[paired[j]]["id"] for j in order]
+    ids += [r["id"] for i, r in enumerate(current) if i not in paired.values()]
+    return ids, [rows[j] for j in order] + [r for j, r in enumerate(rows) if j not in paired]
+
+
+def _is_newer(candidate: Any, than: Any) -> bool:
+    """True when the directory has no date yet (`than`) or `candidate` is later."""
+    than, candidate = _parse_time(than), _parse_time(candidate)
+    return than is None or (candidate is not None and candidate > than)
 
 
 def _quote(value: str) -> str:
@@ -313,7 +567,7 @@ def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite's are UTC
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

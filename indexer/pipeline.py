@@ -176,6 +176,8 @@ def load(
                 report.message = "dry run: nothing was written"
                 raise _DryRun
             report.changed_service_ids = applier.apply(report.run_id)
+            for table, n in applier.conflicts.items():  # local edits the source overrode
+                report.count(table, "edit_conflict", n)
             report.status = "done"
         clock.lap("apply")
     except _DryRun:

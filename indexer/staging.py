@@ -12,7 +12,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,14 @@ def columns_of(table: str) -> list[str]:
 
 
 def to_sql_value(column_type: Any, value: Any) -> Any:
-    """A Python value as SQLite stores it for SQLAlchemy (JSON text, 'YYYY-MM-DD HH:MM:SS')."""
+    """A Python value as SQLite stores it for SQLAlchemy (JSON text, UTC 'YYYY-MM-DD HH:MM:SS')."""
     if value is None:
         return None
     if isinstance(column_type, JSON):
         return json.dumps(value, sort_keys=True)
     if isinstance(column_type, DateTime) and isinstance(value, datetime):
+        if value.tzinfo is not None:  # stored as UTC, so "2024-05-01T09:00-04:00" stays 13:00
+            value = value.astimezone(UTC)
         return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(column_type, Boolean):
         return 1 if value else 0

@@ -13,6 +13,8 @@ of another agency, so existence does not leak):
 - `public`: anyone, signed in or not;
 - `self`: the caller's own account and tokens;
 - `agency`: rows of the caller's agency; an admin may read any agency's (audited);
+- `organization`: listings of the directory organizations a partner speaks for (and only their
+  sites when their link names some); an admin may change any;
 - `all`: everything (admins).
 """
 
@@ -30,11 +32,13 @@ from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from service.accounts.tables import ROLES
 from service.deps import authenticate
 from service.errors import Forbidden, Unauthorized
+from service.pages.session import SESSION_COOKIE, check_csrf
 
 log = logging.getLogger(__name__)
 
 ADMIN, SUPERVISOR, CASE_MANAGER, PARTNER = ROLES
-Scope = Literal["public", "self", "agency", "all"]
+API_PATHS = ("/api/", "/hsds/")
+Scope = Literal["public", "self", "agency", "organization", "all"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,59 @@ RULES: dict[str, Requires] = {
     "GET /": PUBLIC,
     "GET /search": PUBLIC,
     "GET /services/{service_id}": PUBLIC,
+    "GET /login": PUBLIC,
+    "POST /login": PUBLIC,  # CSRF-checked like every form (service/pages/session.py)
+    "POST /logout": Requires(ANY_USER, "self"),
     "MOUNT /static": PUBLIC,  # the app's own CSS and JS (service/static)
+    # pages: case managers (service/pages/clients.py, referrals.py, search.py): agency staff;
+    # their agency's clients and referrals only (others are 404). The printable and text
+    # resource lists are the public search's results, with nothing about a client.
+    "GET /search/print": PUBLIC,
+    "GET /search/text": PUBLIC,
+    "GET /dashboard": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /clients": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /clients": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /clients/{client_id}": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /clients/{client_id}/print": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /clients/{client_id}/text": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /clients/{client_id}/consents": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /clients/{client_id}/consents/{consent_id}/revoke":
+        requires(*AGENCY_STAFF, scope="agency"),
+    "GET /referrals/new": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /referrals": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /referrals/{referral_id}": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /referrals/{referral_id}/transition": requires(*AGENCY_STAFF, scope="agency"),
+    "POST /referrals/{referral_id}/follow-up": requires(*AGENCY_STAFF, scope="agency"),
+    # pages: partners (service/pages/partner.py): the inbox of referrals sent to their
+    # organizations (another's referral is 404) and their organizations' listings (another's
+    # listing is 403 naming it, as listings are public)
+    "GET /partner": requires(PARTNER, scope="agency"),
+    "GET /partner/referrals/{referral_id}": requires(PARTNER, scope="agency"),
+    "POST /partner/referrals/{referral_id}/transition": requires(PARTNER, scope="agency"),
+    "GET /partner/listings": requires(PARTNER, scope="organization"),
+    "GET /partner/listings/{service_id}": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/verify": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/details": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/status": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/hours": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/eligibility": requires(PARTNER, scope="organization"),
+    "POST /partner/listings/{service_id}/capacity": requires(PARTNER, scope="organization"),
+    # pages: admins (service/pages/admin.py)
+    "GET /admin": requires(ADMIN, scope="all"),
+    "GET /admin/imports": requires(ADMIN, scope="all"),
+    "GET /admin/imports/{run_id}": requires(ADMIN, scope="all"),
+    "GET /admin/users": requires(ADMIN, scope="all"),
+    "POST /admin/users": requires(ADMIN, scope="all"),
+    "GET /admin/users/{user_id}": requires(ADMIN, scope="all"),
+    "POST /admin/users/{user_id}/active": requires(ADMIN, scope="all"),
+    "POST /admin/users/{user_id}/organizations": requires(ADMIN, scope="all"),
+    "POST /admin/users/{user_id}/organizations/remove": requires(ADMIN, scope="all"),
+    "GET /admin/edits": requires(ADMIN, scope="all"),
+    "POST /admin/edits/{edit_id}/approve": requires(ADMIN, scope="all"),
+    "POST /admin/edits/{edit_id}/reject": requires(ADMIN, scope="all"),
+    "POST /admin/edits/{edit_id}/revert": requires(ADMIN, scope="all"),
+    "GET /admin/stale": requires(ADMIN, scope="all"),
+    "GET /admin/reports": requires(ADMIN, scope="all"),
     # the directory and search: public listings
     "GET /api/v1/services": PUBLIC,
     "GET /api/v1/services/{service_id}": PUBLIC,
@@ -101,6 +157,15 @@ RULES: dict[str, Requires] = {
     "POST /api/v1/auth/token": PUBLIC,
     "GET /api/v1/auth/me": Requires(ANY_USER, "self"),
     "POST /api/v1/auth/logout": Requires(ANY_USER, "self"),
+    # user management: admins; a supervisor reads their own agency's users
+    "GET /api/v1/users": requires(ADMIN, SUPERVISOR, scope="agency"),
+    "POST /api/v1/users": requires(ADMIN, scope="all"),
+    "GET /api/v1/users/{user_id}": requires(ADMIN, SUPERVISOR, scope="agency"),
+    "PATCH /api/v1/users/{user_id}": requires(ADMIN, scope="all"),
+    "POST /api/v1/users/{user_id}/organizations": requires(ADMIN, scope="all"),
+    "DELETE /api/v1/users/{user_id}/organizations/{organization_id}":
+        requires(ADMIN, scope="all"),
+    "GET /api/v1/agencies": requires(ADMIN, scope="all"),
     # clients: agency staff; admins read for oversight; never partners or anonymous
     "POST /api/v1/clients": requires(*AGENCY_STAFF, scope="agency"),
     "GET /api/v1/clients": requires(ADMIN, *AGENCY_STAFF, scope="agency"),
@@ -108,6 +173,9 @@ RULES: dict[str, Requires] = {
     "POST /api/v1/clients/{client_id}/consents": requires(*AGENCY_STAFF, scope="agency"),
     "POST /api/v1/clients/{client_id}/consents/{consent_id}/revoke":
         requires(*AGENCY_STAFF, scope="agency"),
+    # caseloads: a supervisor sees the agency's and moves clients between its staff
+    "POST /api/v1/clients/{client_id}/reassign": requires(SUPERVISOR, scope="agency"),
+    "GET /api/v1/caseloads": requires(SUPERVISOR, scope="agency"),
     # referrals (service/referrals): agency staff make, send, cancel and follow up; partners
     # answer the referrals sent to their organizations (and sites); admins read. The scope is
     # applied in service.referrals.service: the caller's agency, or (partners) their
@@ -120,6 +188,25 @@ RULES: dict[str, Requires] = {
     "POST /api/v1/referrals/{referral_id}/transitions":
         requires(*AGENCY_STAFF, PARTNER, scope="agency"),
     "POST /api/v1/referrals/{referral_id}/follow-ups": requires(*AGENCY_STAFF, scope="agency"),
+    "GET /api/v1/referrals/{referral_id}/fhir": requires(ADMIN, *AGENCY_STAFF, PARTNER,
+                                                         scope="agency"),
+    # reports (service/reports): admins everything; staff their agency's referrals; partners
+    # the referrals sent to their organizations (the same scope as reading referrals)
+    "GET /api/v1/reports/referrals": requires(ADMIN, *AGENCY_STAFF, PARTNER, scope="agency"),
+    # notifications (service/notifications): each user reads their own
+    "GET /api/v1/notifications": Requires(ANY_USER, "self"),
+    # partner listing updates (service/directory/listing_edits.py): partners edit and confirm
+    # their organizations' listings (another organization's: 403 naming it, listings being
+    # public); admins edit any, and approve, reject and revert edits
+    "PATCH /api/v1/services/{service_id}": requires(ADMIN, PARTNER, scope="organization"),
+    "POST /api/v1/services/{service_id}/verify": requires(ADMIN, PARTNER, scope="organization"),
+    "PATCH /api/v1/locations/{location_id}": requires(ADMIN, PARTNER, scope="organization"),
+    "GET /api/v1/listing-edits": requires(ADMIN, PARTNER, scope="organization"),
+    "POST /api/v1/listing-edits/{edit_id}/approve": requires(ADMIN, scope="all"),
+    "POST /api/v1/listing-edits/{edit_id}/reject": requires(ADMIN, scope="all"),
+    "POST /api/v1/listing-edits/{edit_id}/revert": requires(ADMIN, scope="all"),
+    "GET /api/v1/listings/stale": requires(ADMIN, PARTNER, scope="organization"),
+    "GET /api/v1/partner/listings": requires(PARTNER, scope="organization"),
     # the audit log
     "GET /api/v1/audit": requires(ADMIN, scope="all"),
 }
@@ -197,11 +284,14 @@ async def enforce(request: Request) -> None:
                   "in service/access.py", request.method, request.url.path)
         raise Forbidden("no access rule is declared for this route (service/access.py)",
                         field="route")
+    await check_csrf(request)
     if rule.is_public:
+        if SESSION_COOKIE in request.cookies and not request.url.path.startswith(API_PATHS):
+            await run_in_threadpool(authenticate, request)  # a page shows who is signed in
         return
     principal = await run_in_threadpool(authenticate, request)
     if principal is None:
         raise Unauthorized("sign in first: send Authorization: Bearer <token> (a valid, "
-                           "unexpired token)", field="authorization")
+                           "unexpired token), or sign in on the web page", field="authorization")
     if principal.role not in rule.roles:
         raise Forbidden(f"a {principal.role.replace('_', ' ')} may not do this", field="role")

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from service import access, errors, pages
+from service import access, errors, openapi, pages
 from service.accounts import api as accounts_api
 from service.audit import api as audit_api
 from service.cli import make_geocoder
@@ -19,8 +19,12 @@ from service.clients import api as clients_api
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import Database
 from service.directory import api as directory_api
+from service.directory import partner_api as listing_updates_api
 from service.hsds_api import api as hsds_api
+from service.notifications import api as notifications_api
+from service.pages.session import WebSession
 from service.referrals import api as referrals_api
+from service.reports import api as reports_api
 from service.search import api as search_api
 from service.search.service import make_backend
 
@@ -44,6 +48,19 @@ def _warm_up(app: FastAPI) -> None:
     gc.freeze()
 
 
+def _start_delivery(settings: Settings, db: Database):  # noqa: ANN202
+    """The notification sender's background thread (a pass every minute), when an SMTP host is
+    set; None otherwise (messages wait in the outbox)."""
+    from service.notifications.sender import DeliveryLoop, SmtpConfig
+
+    config = SmtpConfig.from_settings(settings)
+    if config is None:
+        return None
+    loop = DeliveryLoop(db, config, base_url=settings.public_base_url)
+    loop.start()
+    return loop
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready app; nothing connects until it starts."""
     settings = settings or get_settings()
@@ -60,9 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.search = make_backend(settings, db)
         app.state.geocoder = make_geocoder(settings)
         _warm_up(app)
+        delivery = _start_delivery(settings, db)
         try:
             yield
         finally:
+            if delivery is not None:
+                delivery.stop()
             db.dispose()
 
     app = FastAPI(
@@ -74,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(access.enforce)],  # every route's rule: service/access.py
     )
     errors.install(app)
+    openapi.install(app)  # every operation documents its error answers
 
     @app.get("/health", tags=["meta"], summary="Health check")
     def health() -> dict[str, str]:
@@ -83,13 +104,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(directory_api.router)
+    app.include_router(listing_updates_api.router)
     app.include_router(search_api.router)
     app.include_router(accounts_api.router)
+    app.include_router(accounts_api.users_router)
     app.include_router(clients_api.router)
+    app.include_router(clients_api.caseloads_router)
     app.include_router(audit_api.router)
     app.include_router(referrals_api.router)
+    app.include_router(reports_api.router)
+    app.include_router(notifications_api.router)
     app.include_router(hsds_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(WebSession, settings=settings)  # visitor nonce (CSRF), flash messages
     app.add_middleware(pages.SecurityHeaders)  # CSP, nosniff, no framing on every page
     return app

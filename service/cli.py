@@ -106,7 +106,9 @@ def index_demo() -> None:
     click.echo("\nDemo accounts (password for each: " + DEMO_PASSWORD + "):")
     for role, username in accounts:
         click.echo(f"  {role:<13} {username}")
-    click.echo("Sign in for an API token: POST /api/v1/auth/token with username and password. "
+    click.echo("Sign in at http://127.0.0.1:8000/login (case manager: the referral dashboard; "
+               "partner: the inbox and listings; admin: imports, users, reports).\n"
+               "API: POST /api/v1/auth/token with username and password for a bearer token.\n"
                "Demo data is old: never use it for real referrals.")
 
 
@@ -192,8 +194,11 @@ def users() -> None:
               help="Partners: a directory organization id (repeatable).")
 @click.option("--location", "locations", multiple=True,
               help="Partners: only these sites of the organizations (repeatable).")
+@click.option("--email", default=None,
+              help="Where the user's notifications go (none: they wait on Signpost).")
 def users_add(role: str, username: str, password: str, agency: str | None,
-              organizations: tuple[str, ...], locations: tuple[str, ...]) -> None:
+              organizations: tuple[str, ...], locations: tuple[str, ...],
+              email: str | None) -> None:
     """Add a user (the password is checked against the policy)."""
     from service.accounts import service as accounts
     from service.audit.service import CLI
@@ -204,13 +209,39 @@ def users_add(role: str, username: str, password: str, agency: str | None,
         with db.session(write=True) as session:
             user = accounts.create_user(session, actor=CLI, username=username,
                                         password=password, role=role, agency_name=agency,
-                                        organization_ids=organizations, location_ids=locations)
+                                        organization_ids=organizations, location_ids=locations,
+                                        email=email)
     except AppError as exc:
         raise click.ClickException(f"{exc.field}: {exc.message}" if exc.field
                                    else exc.message) from exc
     finally:
         db.dispose()
     click.echo(f"added {user['role']} {user['username']} (id {user['id']})")
+
+
+@main.group()
+def notify() -> None:
+    """Notifications: deliver the outbox by email."""
+
+
+@notify.command("send")
+def notify_send() -> None:
+    """Run one delivery pass: queue follow-up reminders that fell due, then try every pending
+    message once over SMTP (SIGNPOST_SMTP_*). Failures are retried by later passes."""
+    from service.notifications.sender import SmtpConfig, delivery_pass
+
+    settings = get_settings()
+    config = SmtpConfig.from_settings(settings)
+    if config is None:
+        raise click.ClickException("SIGNPOST_SMTP_HOST is not set: nothing can be sent (the "
+                                   "messages wait in the outbox)")
+    db = _database(settings)
+    try:
+        report = delivery_pass(db, config=config, base_url=settings.public_base_url)
+    finally:
+        db.dispose()
+    click.echo(f"sent {report.sent}, not sent {report.failed} (tried again later), gave up "
+               f"{report.gave_up}; follow-up reminders queued {report.queued}")
 
 
 class _Progress:

@@ -48,6 +48,36 @@ class Settings(BaseSettings):
     referral_follow_up_days_routine: int = Field(default=14, ge=1, le=365)
     referral_idle_days: int = Field(default=3, ge=1, le=365)
 
+    # Notifications: messages to partners and case managers wait in an outbox; an SMTP sender
+    # delivers them when a host is set (none by default: nothing leaves the machine unasked).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "signpost@localhost"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address users reach the app at, for links in notifications.",
+    )
+
+    # Partner listing updates: whether an admin approves partner edits before they show;
+    # listings not verified for this many days count as stale.
+    partner_edits_require_approval: bool = False
+    stale_listing_days: int = Field(default=365, ge=1, le=3650)
+
+    # Web sessions (signed cookies): absolute lifetime, idle timeout, Secure flag (set it to
+    # false only for plain-HTTP development on 127.0.0.1).
+    session_max_hours: int = Field(default=10, ge=1, le=72)
+    session_idle_minutes: int = Field(default=30, ge=1, le=1440)
+    cookie_secure: bool = True
+
+    # The map on the search page: a tile URL template ({z}/{x}/{y}); empty means no tiles
+    # (the map still shows the results' markers). No tiles by default: nothing leaves the
+    # machine unasked.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+
     demo_notice: bool = Field(
         default=True,
         description="Say on every page and response that the bundled data is old demo data.",

@@ -29,7 +29,10 @@ LOGIN_WINDOW_SECONDS = 60.0
 # The same words for an unknown user, a wrong password, a locked or a deactivated account.
 LOGIN_REFUSED = "Those credentials were not accepted. Check them, or try again later."
 
-# A small list of passwords seen first in every breach list (compared case-insensitively).
+# NIST SP 800-63B (5.1.1.2): length, no composition rules, and a refusal of passwords that are
+# known to be common, or that name the service or the user. Two small lists: whole passwords
+# seen first in every breach list, and the words those passwords are built on, which are
+# refused however many digits or symbols surround them ("Password2024!", "P@ssw0rd!!").
 COMMON_PASSWORDS = frozenset({
     "password1234", "password12345", "password123456", "passwordpassword", "password123!",
     "123456789012", "1234567890123", "12345678901234", "111111111111", "000000000000",
@@ -39,26 +42,54 @@ COMMON_PASSWORDS = frozenset({
     "football1234", "baseball1234", "sunshine1234", "princess1234", "superman1234",
     "correcthorsebatterystaple", "p@ssw0rd1234", "p@ssword1234", "signpost1234",
 })
+COMMON_WORDS = frozenset({
+    "password", "passwords", "passwort", "qwerty", "qwertyuiop", "asdfghjkl", "letmein",
+    "welcome", "iloveyou", "changeme", "administrator", "admin", "trustno", "monkey", "dragon",
+    "football", "baseball", "sunshine", "princess", "superman", "master", "secret", "login",
+    "abcdefghijkl", "abcdefghijklmnop", "signpost", "casemanager", "supervisor", "partner",
+})
 
 _hasher = PasswordHasher()  # argon2id with the library's current (RFC 9106) parameters
 _DUMMY_HASH = _hasher.hash("a password nobody has: equalises the time of unknown users")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                       "$": "s", "!": "i"})
+
+
+def _base_word(password: str) -> str:
+    """The word a password is built on: digits and symbols at either end and spaces dropped,
+    look-alike characters read as letters ("P@ssw0rd2024!" -> "password")."""
+    core = "".join(password.casefold().split())
+    start, end = 0, len(core)
+    while start < end and not core[start].isalpha():
+        start += 1
+    while end > start and not core[end - 1].isalpha():
+        end -= 1
+    return core[start:end].translate(_LEET)
+
+
+def password_problem(password: str, *, username: str) -> str | None:
+    """What is wrong with a password under the policy, in words for its owner; None if
+    nothing. The CLI, the API and the pages all ask this one function."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"the password must be at most {MAX_PASSWORD_LENGTH} characters"
+    lowered = password.casefold()
+    name = username.strip().casefold()
+    if name and (lowered == name or (len(name) >= 4 and name in lowered)):
+        return "the password must not be or contain the username"
+    squashed = "".join(lowered.split())
+    if (lowered in COMMON_PASSWORDS or squashed in COMMON_PASSWORDS
+            or _base_word(password) in COMMON_WORDS or len(set(password)) < 4):
+        return "the password is too common or too easy to guess; choose another"
+    return None
 
 
 def check_password_policy(password: str, *, username: str) -> None:
     """Raise BadRequest (field `password`) unless the password is acceptable."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadRequest(f"the password must be at least {MIN_PASSWORD_LENGTH} characters",
-                         field="password")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise BadRequest(f"the password must be at most {MAX_PASSWORD_LENGTH} characters",
-                         field="password")
-    lowered = password.casefold()
-    name = username.strip().casefold()
-    if name and (lowered == name or (len(name) >= 4 and name in lowered)):
-        raise BadRequest("the password must not be or contain the username", field="password")
-    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
-        raise BadRequest("the password is too common or too easy to guess; choose another",
-                         field="password")
+    problem = password_problem(password, username=username)
+    if problem is not None:
+        raise BadRequest(problem, field="password")
 
 
 def hash_password(password: str) -> str:

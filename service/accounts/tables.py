@@ -69,6 +69,7 @@ app_user = Table(
     Column("password_hash", Text, nullable=False),  # argon2id, PHC string
     Column("role", String(16), nullable=False),
     Column("agency_id", Integer, ForeignKey("agency.id"), index=True),
+    Column("email", String(320)),  # where notifications go; none: they wait in the outbox
     Column("is_active", Boolean, nullable=False, default=True),
     Column("failed_logins", Integer, nullable=False, default=0),  # since the last success
     Column("locked_until", UtcDateTime),

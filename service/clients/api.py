@@ -1,18 +1,23 @@
-"""Clients of the caller's agency and their consents (who may call what: `service.access`)."""
+"""Clients of the caller's agency, their consents and caseloads (who may call what:
+`service.access`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from service.clients import service as clients
 from service.clients.schemas import (
+    Caseload,
+    Caseloads,
     ClientCreate,
     ClientCreated,
     ClientDetail,
     ClientPage,
     ClientPublic,
+    ClientReassign,
     ClientWarning,
     ConsentCreate,
     ConsentPublic,
@@ -20,6 +25,7 @@ from service.clients.schemas import (
 from service.deps import CurrentUser, SessionDep, WriteSessionDep
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients"])
+caseloads_router = APIRouter(prefix="/api/v1/caseloads", tags=["clients"])
 
 ClientId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
@@ -42,12 +48,14 @@ def list_clients(
     session: WriteSessionDep,
     agency_id: Annotated[int | None, Query(ge=1, description="Admins: the agency to read.")]
     = None,
+    mine: Annotated[bool, Query(description="Only the clients on your own caseload.")] = False,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> ClientPage:
-    """Your agency's clients, oldest first (the read is audited)."""
-    total, rows = clients.list_clients(session, actor=user, agency_id=agency_id, page=page,
-                                       per_page=per_page)
+    """Your agency's clients (with `mine=true`, your own caseload), oldest first (the read is
+    audited)."""
+    total, rows = clients.list_clients(session, actor=user, agency_id=agency_id, mine=mine,
+                                       page=page, per_page=per_page)
     return ClientPage(total=total, page=page, per_page=per_page,
                       items=[ClientPublic(**r) for r in rows])
 
@@ -76,3 +84,23 @@ def revoke_consent(client_id: ClientId, consent_id: Annotated[int, Path(ge=1, le
     """The client withdrew this consent; it covers nothing from now on."""
     return ConsentPublic(**clients.revoke_consent(session, actor=user, client_id=client_id,
                                                   consent_id=consent_id))
+
+
+@router.post("/{client_id}/reassign", response_model=ClientPublic,
+             summary="Move a client to another caseload",
+             responses={422: {"description": "case_manager_id is not an active case manager or "
+                                             "supervisor of your agency"}})
+def reassign_client(client_id: ClientId, body: ClientReassign, user: CurrentUser,
+                    session: SessionDep) -> ClientPublic:
+    """Supervisors: put a client of your agency on one of its staff's caseload (audited)."""
+    return ClientPublic(**clients.reassign_client(session, actor=user, client_id=client_id,
+                                                  case_manager_id=body.case_manager_id))
+
+
+@caseloads_router.get("", response_model=Caseloads, summary="Your agency's caseloads")
+def list_caseloads(user: CurrentUser, session: WriteSessionDep) -> Caseloads:
+    """Supervisors: per case manager, their clients, open cases, open referrals and overdue
+    follow-ups; the unassigned clients last (the read is audited)."""
+    now = datetime.now(UTC)
+    rows = clients.caseloads(session, actor=user, now=now)
+    return Caseloads(agency_id=user.agency_id, as_of=now, items=[Caseload(**r) for r in rows])

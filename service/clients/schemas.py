@@ -73,6 +73,9 @@ class ClientPublic(BaseModel):
 
     id: int
     agency_id: int
+    case_manager_id: int | None = Field(
+        default=None, description="The staff member whose caseload the client is on (null: "
+                                  "unassigned, for a supervisor to place).")
     name: str
     date_of_birth: date | None
     preferred_language: str | None
@@ -111,3 +114,38 @@ class ClientPage(BaseModel):
     page: int
     per_page: int
     items: list[ClientPublic]
+
+
+class ClientReassign(BaseModel):
+    """Move a client onto another staff member's caseload."""
+
+    case_manager_id: int = Field(ge=1, le=2**31 - 1, description="An active case manager or "
+                                 "supervisor of the client's agency.")
+
+
+class Caseload(BaseModel):
+    """One staff member's caseload, in counts (no client is named)."""
+
+    user_id: int | None = Field(description="The staff member; null for the agency's "
+                                            "unassigned clients.")
+    username: str | None = Field(description="Their username; null for unassigned clients.")
+    role: str | None = Field(description="case_manager or supervisor; null for unassigned.")
+    is_active: bool | None = Field(description="False: deactivated, yet still holding "
+                                               "clients to reassign.")
+    clients: int = Field(description="Clients on the caseload.")
+    clients_with_open_referrals: int = Field(
+        description="Of those, clients with at least one open referral (draft, requested, "
+                    "accepted, in-progress or on-hold): the open cases.")
+    open_referrals: int = Field(description="Open referrals of the caseload's clients.")
+    overdue_follow_ups: int = Field(description="Referrals whose follow-up date has passed "
+                                                "with no outcome recorded, as on the work "
+                                                "queue.")
+
+
+class Caseloads(BaseModel):
+    """The supervisor's agency's caseloads."""
+
+    agency_id: int = Field(description="The supervisor's agency.")
+    as_of: datetime = Field(description="When the counts were taken (overdue is as of then).")
+    items: list[Caseload] = Field(description="One row per caseload, by username; the "
+                                              "unassigned clients last.")

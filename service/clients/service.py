@@ -4,6 +4,10 @@ Scope (see `service.access`): staff see their own agency's clients only, and a c
 another agency is "not found" (404), never "forbidden", so its existence does not leak. Admins
 read any agency's clients for oversight; every read is audited. Personal values (name, date of
 birth, a consent's purpose) never go to the logs or into the audit log.
+
+Caseloads: each client is on one staff member's caseload (`case_manager_id`, the creator at
+first). A case manager lists their own (`mine`); a supervisor sees the agency's caseloads with
+their open referrals and overdue follow-ups, and moves clients between the agency's staff.
 """
 
 from __future__ import annotations
@@ -11,18 +15,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.accounts.service import Principal
-from service.accounts.tables import agency
+from service.accounts.tables import AGENCY_ROLES, agency, app_user
 from service.audit import service as audit
 from service.clients.schemas import ClientCreate, ConsentCreate
 from service.clients.tables import client, consent
 from service.directory.tables import organization
-from service.errors import BadRequest, Forbidden, InvalidTransition, NotFound
+from service.errors import AppError, BadRequest, Forbidden, InvalidTransition, NotFound
+from service.referrals.tables import referral
 
-CLIENT_FIELDS = ("agency_id", "name", "date_of_birth", "preferred_language",
+CLIENT_FIELDS = ("agency_id", "case_manager_id", "name", "date_of_birth", "preferred_language",
                  "contact_preference", "no_voicemail", "do_not_text")
 CLIENT_PERSONAL = {"name", "date_of_birth"}
 CONSENT_FIELDS = ("client_id", "shares", "shared_with_organization_id", "shared_with_name",
@@ -49,6 +54,12 @@ PART2_NOTICE = (
     "sufficient to meet the required elements of written consent to further use or redisclose "
     "the record (see 42 CFR 2.31)."
 )
+
+
+class Unprocessable(AppError):
+    """A well-formed request naming something it may not (e.g. another agency's staff)."""
+
+    status, code = 422, "invalid"
 
 
 def _staff_agency(actor: Principal) -> int:
@@ -113,7 +124,7 @@ def create_client(session: Session, *, actor: Principal,
                              date_of_birth=data.date_of_birth)
     now = datetime.now(UTC)
     values = {**data.model_dump(), "agency_id": agency_id, "created_by": actor.user_id,
-              "created_at": now, "updated_at": now}
+              "case_manager_id": actor.user_id, "created_at": now, "updated_at": now}
     client_id = session.execute(insert(client).values(**values).returning(client.c.id)
                                 ).scalar_one()
     changes = audit.diff(None, values, fields=CLIENT_FIELDS, personal=CLIENT_PERSONAL)
@@ -135,9 +146,12 @@ def get_client(session: Session, *, actor: Principal, client_id: int) -> dict[st
 
 
 def list_clients(session: Session, *, actor: Principal, agency_id: int | None = None,
-                 page: int = 1, per_page: int = 25) -> tuple[int, list[dict[str, Any]]]:
-    """A page of one agency's clients (the actor's own; an admin names one); audited with the
-    ids shown."""
+                 mine: bool = False, page: int = 1,
+                 per_page: int = 25) -> tuple[int, list[dict[str, Any]]]:
+    """A page of one agency's clients (the actor's own; an admin names one), or with `mine`
+    only the actor's caseload; audited with the ids shown."""
+    if mine and actor.role == "admin":
+        raise BadRequest("admins carry no caseload: leave out mine", field="mine")
     if actor.role == "admin":
         if agency_id is None:
             raise BadRequest("an admin reads one agency's clients at a time: give agency_id",
@@ -149,6 +163,8 @@ def list_clients(session: Session, *, actor: Principal, agency_id: int | None = 
     else:
         agency_id = actor.agency_id
     where = client.c.agency_id == agency_id
+    if mine:
+        where = and_(where, client.c.case_manager_id == actor.user_id)
     total = session.execute(select(func.count()).select_from(client).where(where)).scalar_one()
     rows = session.execute(select(client).where(where).order_by(client.c.id)
                            .limit(per_page).offset((page - 1) * per_page)).mappings().all()
@@ -218,3 +234,83 @@ def revoke_consent(session: Session, *, actor: Principal, client_id: int,
                  changes=audit.diff(before, after, fields=CONSENT_FIELDS,
                                     personal=CONSENT_PERSONAL))
     return _consent_out(after)
+
+
+# --- caseloads ------------------------------------------------------------------------------
+
+
+def _supervisor_agency(actor: Principal) -> int:
+    if actor.role != "supervisor" or actor.agency_id is None:
+        raise Forbidden("only a supervisor manages the agency's caseloads", field="role")
+    return actor.agency_id
+
+
+def caseloads(session: Session, *, actor: Principal,
+              now: datetime | None = None) -> list[dict[str, Any]]:
+    """The supervisor's agency, one row per caseload: every case manager (and anyone else
+    holding the agency's clients, and the unassigned clients, user None), with how many
+    clients, how many of them have an open referral, the open referrals and the overdue
+    follow-ups (as on the work queue). Counts only, no client; the read is audited."""
+    # Imported here: the referrals service imports this module.
+    from service.referrals.service import NO_FOLLOW_UP, OPEN
+
+    agency_id = _supervisor_agency(actor)
+    now = now or datetime.now(UTC)
+    is_open = referral.c.status.in_(OPEN)
+    is_overdue = and_(referral.c.follow_up_due_at.is_not(None),
+                      referral.c.follow_up_due_at <= now,
+                      referral.c.status.not_in(sorted(NO_FOLLOW_UP | {"cancelled"})))
+    counts = {r.case_manager_id: r for r in session.execute(
+        select(client.c.case_manager_id,
+               func.count(client.c.id.distinct()).label("clients"),
+               func.count(case((is_open, client.c.id)).distinct())
+               .label("clients_with_open_referrals"),
+               func.count(case((is_open, referral.c.id))).label("open_referrals"),
+               func.count(case((is_overdue, referral.c.id))).label("overdue_follow_ups"))
+        .select_from(client.outerjoin(referral, and_(referral.c.client_id == client.c.id,
+                                                     referral.c.agency_id == agency_id)))
+        .where(client.c.agency_id == agency_id)
+        .group_by(client.c.case_manager_id)).all()}
+    holders = [k for k in counts if k is not None]
+    staff = session.execute(
+        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.is_active)
+        .where(or_(and_(app_user.c.agency_id == agency_id, app_user.c.role == "case_manager"),
+                   app_user.c.id.in_(holders)))
+        .order_by(app_user.c.username)).all()
+    empty = {"clients": 0, "clients_with_open_referrals": 0, "open_referrals": 0,
+             "overdue_follow_ups": 0}
+    rows = []
+    for user in staff:
+        found = counts.get(user.id)
+        rows.append({"user_id": user.id, "username": user.username, "role": user.role,
+                     "is_active": user.is_active,
+                     **({k: getattr(found, k) for k in empty} if found else empty)})
+    if None in counts:
+        rows.append({"user_id": None, "username": None, "role": None, "is_active": None,
+                     **{k: getattr(counts[None], k) for k in empty}})
+    audit.record(session, actor=actor, action="caseload.read", entity_type="agency",
+                 entity_id=agency_id)
+    return rows
+
+
+def reassign_client(session: Session, *, actor: Principal, client_id: int,
+                    case_manager_id: int) -> dict[str, Any]:
+    """Move a client of the supervisor's agency onto an active staff member's caseload (a
+    case manager or supervisor of the same agency); audited with the change."""
+    agency_id = _supervisor_agency(actor)
+    before = _visible(session, actor=actor, client_id=client_id)
+    target = session.execute(select(app_user.c.role, app_user.c.agency_id, app_user.c.is_active)
+                             .where(app_user.c.id == case_manager_id)).first()
+    if (target is None or target.agency_id != agency_id or target.role not in AGENCY_ROLES
+            or not target.is_active):
+        raise Unprocessable(f"user {case_manager_id} is not an active case manager or "
+                            "supervisor of your agency", field="case_manager_id")
+    if before["case_manager_id"] == case_manager_id:
+        return before
+    session.execute(update(client).where(client.c.id == client_id)
+                    .values(case_manager_id=case_manager_id, updated_at=datetime.now(UTC)))
+    after = _visible(session, actor=actor, client_id=client_id)
+    audit.record(session, actor=actor, action="client.reassign", entity_type="client",
+                 entity_id=client_id,
+                 changes=audit.diff(before, after, fields=("case_manager_id",)))
+    return after

@@ -1,8 +1,8 @@
 """Clients of an agency and the consents they gave to share their information.
 
-A client belongs to exactly one agency; nobody outside it reads the row (admins for oversight,
-audited). Personal fields (name, date of birth, a consent's purpose) never reach logs or the
-audit log.
+A client belongs to exactly one agency, and to the caseload of one of its staff
+(`case_manager_id`); nobody outside the agency reads the row (admins for oversight, audited).
+Personal fields (name, date of birth, a consent's purpose) never reach logs or the audit log.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ client = Table(
     Column("no_voicemail", Boolean, nullable=False, default=False),  # safe contact
     Column("do_not_text", Boolean, nullable=False, default=False),  # safe contact
     Column("created_by", Integer, ForeignKey("app_user.id")),
+    # The staff member whose caseload the client is on (the creator, until a supervisor
+    # reassigns the client); null when nobody of the agency holds it.
+    Column("case_manager_id", Integer, ForeignKey("app_user.id"), index=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("contact_preference IN ("

@@ -37,6 +37,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def to_hsds_time(value: datetime | None) -> str | None:
+    """A directory time as HSDS writes it (ISO 8601 in UTC, with Z)."""
+    if value is None:
+        return None
+    return _plain(value.astimezone(UTC) if value.tzinfo else value)
+
+
 def to_hsds(table: str, row: Any, *, extensions: bool = True) -> dict[str, Any]:
     """One directory row as an HSDS object (scalars only), with x_ extensions."""
     out: dict[str, Any] = {}
@@ -96,6 +103,9 @@ def full_services(conn: Connection | Session, service_ids: list[str]) -> list[di
                            ("additional_urls", "url"))
     }
     sals = _rows(conn, "service_at_location", "service_id", services)
+    # A site's own hours (HSDS 3.1 service_at_location.schedules), e.g. set by a partner.
+    sal_schedules = _rows(conn, "schedule", "service_at_location_id",
+                          {s["id"] for rows in sals.values() for s in rows})
     location_ids = {s["location_id"] for rows in sals.values() for s in rows if s["location_id"]}
     locations = {k: v[0] for k, v in _rows(conn, "location", "id", location_ids).items()}
     loc_children = {
@@ -148,6 +158,8 @@ def full_services(conn: Connection | Session, service_ids: list[str]) -> list[di
         doc["service_at_locations"] = []
         for sal in sals.get(sid, []):
             sal_doc = to_hsds("service_at_location", sal)
+            sal_doc["schedules"] = [to_hsds("schedule", r)
+                                    for r in sal_schedules.get(sal["id"], [])]
             loc = locations.get(sal["location_id"])
             if loc is not None:
                 sal_doc["location"] = location_doc(loc, {k: v.get(loc["id"], [])

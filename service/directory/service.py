@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.directory.hsds import full_services
-from service.directory.tables import organization, service
+from service.directory.hsds import full_services, to_hsds_time
+from service.directory.tables import location, organization, service
 from service.errors import NotFound
 
 
@@ -44,11 +44,21 @@ def list_services(session: Session, *, name: str | None = None, source: str | No
 
 
 def get_service(session: Session, service_id: str) -> dict[str, Any]:
-    """The full HSDS listing of a visible service, or NotFound."""
+    """The full HSDS listing of a visible service, or NotFound.
+
+    The service and each site's location carry `x_updated_at`: their version, which an edit
+    (`PATCH /api/v1/services/{id}`, `/locations/{id}`) sends back as `expected_updated_at`.
+    """
     row = session.execute(select(service.c.id, service.c.is_hidden, service.c.record_source,
-                                 service.c.record_source_id)
+                                 service.c.record_source_id, service.c.updated_at)
                           .where(service.c.id == service_id)).first()
     if row is None or row.is_hidden:
         raise NotFound(f"no service with id {service_id!r}", field="id")
     doc = full_services(session, [service_id])[0]
+    doc["x_updated_at"] = to_hsds_time(row.updated_at)
+    sites = [s["location"] for s in doc["service_at_locations"] if "location" in s]
+    versions = dict(session.execute(select(location.c.id, location.c.updated_at).where(
+        location.c.id.in_([loc["id"] for loc in sites]))).all())
+    for loc in sites:
+        loc["x_updated_at"] = to_hsds_time(versions.get(loc["id"]))
     return {"service": doc, "source": row.record_source, "source_id": row.record_source_id}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -163,3 +164,32 @@ edit_conflict = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Column("resolution", String(16)),  # kept_source | restored_local
 )
+
+# Partner and admin edits of a listing, as proposed or applied (service.directory.listing_edits):
+# who, when, which service or location, each field's old and new value, and what became of it.
+LISTING_EDIT_STATUSES = ("pending", "applied", "rejected", "reverted")
+
+listing_edit = Table(
+    "listing_edit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity_type", String(16), nullable=False),  # service | location
+    Column("service_id", String(36), ForeignKey("service.id"), index=True),
+    Column("location_id", String(36), ForeignKey("location.id"), index=True),
+    Column("organization_id", String(36), ForeignKey("organization.id"), index=True),
+    Column("status", String(16), nullable=False),
+    Column("changes", JSON, nullable=False),  # [{field, old, new, and where the value lives}]
+    Column("created_by", Integer, ForeignKey("app_user.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", Integer, ForeignKey("app_user.id")),  # approved or rejected by
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision_reason", Text),
+    Column("reverted_by", Integer, ForeignKey("app_user.id")),
+    Column("reverted_at", DateTime(timezone=True)),
+    Column("revert_reason", Text),
+    CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in LISTING_EDIT_STATUSES) + ")",
+                    name="status"),
+    CheckConstraint("(entity_type = 'service' AND service_id IS NOT NULL) OR "
+                    "(entity_type = 'location' AND location_id IS NOT NULL)", name="entity"),
+)
+Index("ix_listing_edit_status_created_at", listing_edit.c.status, listing_edit.c.created_at)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from service.deps import CurrentUser, SessionDep, SettingsDep, WriteSessionDep
+from service.referrals import fhir
 from service.referrals import service as referrals
 from service.referrals.schemas import (
     FollowUpIn,
@@ -33,7 +35,8 @@ def create_referral(body: ReferralCreate, user: CurrentUser, session: SessionDep
     at once with `send` (which needs the client's consent to share with the organization,
     unless the referral is only logged)."""
     return ReferralDetail(**referrals.create_referral(
-        session, actor=user, data=body, policy=referrals.FollowUpPolicy.from_settings(settings)))
+        session, actor=user, data=body, policy=referrals.FollowUpPolicy.from_settings(settings),
+        public_base_url=settings.public_base_url))
 
 
 @router.get("", response_model=ReferralPage, summary="List referrals")
@@ -79,7 +82,8 @@ def transition(referral_id: ReferralId, body: TransitionIn, user: CurrentUser,
     version you last read: 409 if the referral changed since."""
     return ReferralDetail(**referrals.transition(
         session, actor=user, referral_id=referral_id, data=body,
-        policy=referrals.FollowUpPolicy.from_settings(settings)))
+        policy=referrals.FollowUpPolicy.from_settings(settings),
+        public_base_url=settings.public_base_url))
 
 
 @router.post("/{referral_id}/follow-ups", response_model=ReferralDetail, status_code=201,
@@ -90,3 +94,16 @@ def follow_up(referral_id: ReferralId, body: FollowUpIn, user: CurrentUser,
     return ReferralDetail(**referrals.record_follow_up(
         session, actor=user, referral_id=referral_id, data=body,
         policy=referrals.FollowUpPolicy.from_settings(settings)))
+
+
+@router.get("/{referral_id}/fhir", summary="Export a referral as FHIR R4",
+            response_class=JSONResponse,
+            responses={200: {"content": {"application/fhir+json": {}},
+                             "description": "A FHIR R4 Bundle (collection)."}})
+def export_fhir(referral_id: ReferralId, user: CurrentUser,
+                session: WriteSessionDep) -> JSONResponse:
+    """The referral as a FHIR R4 Bundle holding a ServiceRequest + Task pair in the shape of
+    the HL7 SDOH Clinical Care guide (TaskForReferralManagement), with only what you may see
+    of the client (a partner sees initials until accepting). The export is audited."""
+    return JSONResponse(fhir.referral_bundle(session, actor=user, referral_id=referral_id),
+                        media_type="application/fhir+json")

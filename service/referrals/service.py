@@ -6,7 +6,9 @@ draft nor a logged referral; admins read everything. Anything else is "not found
 referral's existence does not leak. Every change bumps `version` with a conditional UPDATE
 (`WHERE version = expected`), appends exactly one referral_event (seq = the new version) and one
 audit event, all in the caller's transaction: a stale version is refused (409), never lost.
-Reads of a referral show client data, so they are audited too.
+Sending and a partner's answers also queue notifications in that transaction
+(`service.notifications.service`). Reads of a referral show client data, so they are audited
+too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from service.directory.categories import category_tree
 from service.directory.tables import organization, service_at_location
 from service.directory.tables import service as service_table
 from service.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound
+from service.notifications import service as notifications
 from service.referrals.schemas import FollowUpIn, ReferralCreate, TransitionIn
 from service.referrals.tables import referral, referral_event
 
@@ -102,8 +105,8 @@ def _partner_links(session: Session, *, user_id: int) -> list[tuple[str, list[st
             for r in rows]
 
 
-def _scope(session: Session, *, actor: Principal) -> ColumnElement[bool] | None:
-    """The rows the actor may see (None: all of them)."""
+def scope(session: Session, *, actor: Principal) -> ColumnElement[bool] | None:
+    """The referral rows the actor may see (None: all of them); reports use it too."""
     if actor.role == "admin":
         return None
     if _is_staff(actor):
@@ -123,9 +126,9 @@ def _scope(session: Session, *, actor: Principal) -> ColumnElement[bool] | None:
 
 def _visible(session: Session, *, actor: Principal, referral_id: int) -> dict[str, Any]:
     query = select(referral).where(referral.c.id == referral_id)
-    scope = _scope(session, actor=actor)
-    if scope is not None:
-        query = query.where(scope)
+    allowed = scope(session, actor=actor)
+    if allowed is not None:
+        query = query.where(allowed)
     row = session.execute(query).mappings().first()
     if row is None:
         raise NotFound(f"no referral {referral_id}", field="referral_id")
@@ -196,11 +199,21 @@ def _client_view(person: Mapping[str, Any], *, full: bool, shares: set[str],
     return view
 
 
-def _events(session: Session, *, referral_id: int) -> list[dict[str, Any]]:
+def _events(session: Session, *, referral_id: int,
+            for_partner: bool = False) -> list[dict[str, Any]]:
+    """The referral's history. A partner sees the agency's follow-ups only as their outcome:
+    what the client told their case manager (the free text, how they were reached) stays with
+    the agency."""
     rows = session.execute(select(referral_event).where(
         referral_event.c.referral_id == referral_id).order_by(referral_event.c.seq)
     ).mappings().all()
-    return [dict(r) for r in rows]
+    events = [dict(r) for r in rows]
+    if for_partner:
+        for event in events:
+            if event["kind"] == "follow_up":
+                event["reason_text"] = None
+                event["detail"] = {"outcome": (event["detail"] or {}).get("outcome")}
+    return events
 
 
 def _detail(session: Session, *, actor: Principal, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,16 +230,18 @@ def _detail(session: Session, *, actor: Principal, row: Mapping[str, Any]) -> di
             "note": row["note"] if show_note else None,
             "redisclosure_notice": PART2_NOTICE if any(c["is_part2"] for c in consents)
             else None,
-            "events": _events(session, referral_id=row["id"])}
+            "events": _events(session, referral_id=row["id"], for_partner=is_partner)}
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
-def get_referral(session: Session, *, actor: Principal, referral_id: int) -> dict[str, Any]:
-    """One referral with what the actor may see of the client, and its events; audited."""
+def get_referral(session: Session, *, actor: Principal, referral_id: int,
+                 action: str = "referral.read") -> dict[str, Any]:
+    """One referral with what the actor may see of the client, and its events; audited (as
+    `action`: an export says so)."""
     row = _visible(session, actor=actor, referral_id=referral_id)
-    audit.record(session, actor=actor, action="referral.read", entity_type="referral",
+    audit.record(session, actor=actor, action=action, entity_type="referral",
                  entity_id=referral_id)
     return _detail(session, actor=actor, row=row)
 
@@ -236,8 +251,8 @@ def list_referrals(session: Session, *, actor: Principal, status: str | None = N
     """A page of the referrals the actor may see (newest first); audited with the ids shown."""
     query = select(referral)
     count = select(func.count()).select_from(referral)
-    scope = _scope(session, actor=actor)
-    for clause in (scope, None if status is None else referral.c.status == status):
+    allowed = scope(session, actor=actor)
+    for clause in (allowed, None if status is None else referral.c.status == status):
         if clause is not None:
             query, count = query.where(clause), count.where(clause)
     total = session.execute(count).scalar_one()
@@ -356,9 +371,11 @@ def _bump(session: Session, *, row: Mapping[str, Any], expected_version: int,
 
 
 def create_referral(session: Session, *, actor: Principal, data: ReferralCreate,
-                    policy: FollowUpPolicy = DEFAULT_POLICY) -> dict[str, Any]:
+                    policy: FollowUpPolicy = DEFAULT_POLICY,
+                    public_base_url: str | None = None) -> dict[str, Any]:
     """A new referral of one of the actor's agency's clients: a draft, sent at once when
-    `data.send` (which needs the client's consent unless the referral is logged); audited."""
+    `data.send` (which needs the client's consent unless the referral is logged); audited.
+    `public_base_url` is the app's address, for the link in the partners' notification."""
     if not _is_staff(actor):
         raise Forbidden("only an agency's staff may refer its clients", field="role")
     owner = session.execute(select(client.c.agency_id).where(client.c.id == data.client_id)
@@ -382,7 +399,8 @@ def create_referral(session: Session, *, actor: Principal, data: ReferralCreate,
                  changes=audit.diff(None, values, fields=REFERRAL_FIELDS, personal=PERSONAL))
     if data.send:
         return transition(session, actor=actor, referral_id=referral_id, policy=policy,
-                          data=TransitionIn(to="requested", expected_version=1))
+                          data=TransitionIn(to="requested", expected_version=1),
+                          public_base_url=public_base_url)
     return _detail(session, actor=actor, row=_visible(session, actor=actor,
                                                        referral_id=referral_id))
 
@@ -399,8 +417,11 @@ def _check_side(session: Session, *, actor: Principal, row: Mapping[str, Any],
 
 
 def transition(session: Session, *, actor: Principal, referral_id: int, data: TransitionIn,
-               policy: FollowUpPolicy = DEFAULT_POLICY) -> dict[str, Any]:
-    """Move a referral along `TRANSITIONS`; one referral_event and one audit event."""
+               policy: FollowUpPolicy = DEFAULT_POLICY,
+               public_base_url: str | None = None) -> dict[str, Any]:
+    """Move a referral along `TRANSITIONS`; one referral_event and one audit event. Sending
+    queues a notification to the receiving partners, a partner's answer one to the staff
+    member who sent it (same transaction; links to `public_base_url`)."""
     row = _visible(session, actor=actor, referral_id=referral_id)
     _check_version(row, data.expected_version)
     side = TRANSITIONS.get((row["status"], data.to))
@@ -430,6 +451,10 @@ def transition(session: Session, *, actor: Principal, referral_id: int, data: Tr
                     now=now)
     _append(session, actor=actor, row=row, seq=version, kind="transition", to_status=data.to,
             now=now, reason_code=data.reason_code, reason_text=reason_text)
+    if data.to == "requested":
+        notifications.on_referral_sent(session, row=row, base_url=public_base_url)
+    elif actor.role == "partner" and data.to in notifications.ANSWERS:
+        notifications.on_referral_answered(session, row=row, base_url=public_base_url)
     audit.record(session, actor=actor, action="referral.transition", entity_type="referral",
                  entity_id=referral_id, changes=audit.diff(
                      {"status": row["status"], "version": row["version"]},

@@ -4,7 +4,11 @@ fresh after edits and imports."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from indexer.geocode import GeoTables
 from service.db import Database
@@ -114,3 +118,37 @@ def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None) 
         n = backend.reindex_services(conn, service_ids)
         conn.commit()
     return n
+
+
+def refresh_services(session: Session, backend: Any, service_ids: Iterable[str]) -> int:
+    """After a listing edit: rewrite these services' documents so searches show it at once.
+
+    The embedded index lives in the records' database, so its documents are rewritten inside
+    the caller's transaction and commit (or roll back) with the edit. Elasticsearch is written
+    once that transaction has committed, so a rolled-back edit never reaches it; when the
+    cluster is down the edit stays saved and the index lags until `signpost index rebuild`.
+    Returns the documents written now (0 when they are written after the commit).
+    """
+    ids = sorted(set(service_ids))
+    if backend is None or not ids:
+        return 0
+    from service.search.sqlite import SqliteSearchBackend
+
+    if isinstance(backend, SqliteSearchBackend):
+        return backend.reindex_services(session.connection(), ids)
+    db = getattr(backend, "db", None)
+    if db is None:
+        log.warning("search index not refreshed after an edit (the engine has no records "
+                    "database); run `signpost index rebuild`")
+        return 0
+
+    def _after_commit(_session: Session) -> None:
+        try:
+            with db.engine.connect() as conn:
+                backend.reindex_services(conn, ids)
+        except Unavailable as exc:
+            log.warning("search index not refreshed after an edit (%s); run `signpost index "
+                        "rebuild`", exc.message)
+
+    event.listen(session, "after_commit", _after_commit, once=True)
+    return 0

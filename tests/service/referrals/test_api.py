@@ -89,6 +89,13 @@ def test_the_whole_loop(db: Database, client, world: World) -> None:  # noqa: AN
         changes = session.execute(select(audit_event.c.changes).where(
             audit_event.c.action == "referral.follow_up")).scalar_one()
     assert changes["reason"]["new"] == "[redacted]"
+    # the partner sees that the case manager checked back, and the outcome; not what the
+    # client said nor how they were reached
+    theirs = client.get(f"/api/v1/referrals/{sent['id']}", headers=world.pat).json()
+    follow_up = theirs["events"][-1]
+    assert follow_up["kind"] == "follow_up" and follow_up["reason_text"] is None
+    assert follow_up["detail"] == {"outcome": "got_help"}
+    assert "picked up groceries" not in str(theirs)
 
 
 def test_part2_consent_carries_the_notice_and_notes_follow_consent(

@@ -1,0 +1,1 @@
+"""Reports: referral counts, response times, the closed-loop rate and unmet needs."""
