@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from service.deps import SessionDep, SettingsDep
 from service.directory.tables import import_run, location, service
-from service.pages import search, services
+from service.pages import admin, auth, clients, partner, referrals, search, services
 from service.pages.headers import SecurityHeaders
 from service.web import templates
 
@@ -35,5 +35,10 @@ def home(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLRe
         "demo_notice": settings.demo_notice})
 
 
+router.include_router(auth.router)
 router.include_router(search.router)
 router.include_router(services.router)
+router.include_router(clients.router)
+router.include_router(referrals.router)
+router.include_router(partner.router)
+router.include_router(admin.router)
