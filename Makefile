@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
 .PHONY: install demo serve test test-fast lint bench bench-import bench-search quality \
-        screenshots clean
+        screenshots clean load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ serve: install
 
 ## The whole suite (PostgreSQL too when SIGNPOST_TEST_DATABASE_URL is set)
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
@@ -43,6 +43,11 @@ bench-import: install
 bench-search: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || true
 	$(BIN)/python -m bench.search --shared $(SHARED)
+
+## Load: 5,000 requests (search, detail, referral work) at concurrency 32 against the real server
+## on 127.0.0.1; throughput, p50/p95/p99, errors, peak memory, then 0 lost referral writes
+load: install
+	$(BIN)/python -m bench.load
 
 ## API fuzzing (schemathesis): every operation, many generated examples; no 500s
 fuzz: install

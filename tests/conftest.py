@@ -88,7 +88,7 @@ def pg_template(pg_admin_url: str | None) -> Iterator[str | None]:
         yield None
         return
     base = make_url(PG_URL).database
-    name = f"{base}_tpl"
+    name = f"{base}_tpl_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # one per worker
     _pg_exec(pg_admin_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     db = Database(url)
