@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import Settings, get_settings
 from service.db import Database
@@ -85,6 +86,15 @@ def index_load(path: Path, format_: str | None, source: str | None, dry_run: boo
     except (FileNotFoundError, ValueError) as exc:
         bar.done()
         raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:  # disk full, database locked or unreachable
+        bar.done()
+        from service.errors import database_unavailable
+
+        known = database_unavailable(exc)
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        reason = known.message if known else f"the database refused the import ({cause})."
+        raise click.ClickException(f"{reason} The directory was not changed; see "
+                                   "`signpost index runs`.") from exc
     bar.done()
     for line in report.lines():
         click.echo(line)
