@@ -97,8 +97,8 @@ def _entries(db: Database) -> list[dict[str, Any]]:
 
 
 def _version(http: TestClient, service_id: str) -> str:
-    listing = http.get(f"/api/v1/services/{service_id}").json()
-    return str(listing.get("x_updated_at", ""))
+    listing = http.get(f"/api/v1/services/{service_id}").json()["service"]
+    return str(listing["x_updated_at"])
 
 
 def _call(world: World, http: TestClient, key: str, caller: str):  # noqa: ANN202
