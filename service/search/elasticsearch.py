@@ -12,10 +12,14 @@ listing's own time zone), plus the explanation payload under `doc` (stored, not 
 A search is one request: bool filters for status, referability, eligibility and the chosen
 filters; a `geo_distance` (in miles) around the client OR the client's areas for area-wide
 services; the need as category terms OR stemmed text, with the embedded engine's spelling rules;
-a `function_score` summing the embedded engine's signals (category, text, name words, an
-exponential distance decay with scale radius/2, language, capacity, a freshness decay on
-`verified_at`, insurance, free, open now); aggregations for the facets. Reasons and cautions come
-from `service.search.explain`, distances from `geo.distance_mi`, so both engines explain alike.
+a `function_score` summing the embedded engine's signals (the main category and any asked one,
+text saying what was asked, need words at the start of a word of the name, an exponential
+distance decay with scale radius/2, language, capacity, a freshness decay on `verified_at`,
+insurance, free, open now); aggregations for the facets. The need is read by `understand`, so a
+negated phrase ("not homeless") never reaches the request; phrases naming the need weigh twice
+the phrases about the client and the words left over, which find listings but earn no text
+bonus. Reasons and cautions come from `service.search.explain`, distances from
+`geo.distance_mi`, so both engines explain alike.
 
 `rebuild` loads a fresh `signpost-services-<timestamp>` index and moves the alias in one
 `update_aliases` call once it is complete and refreshed, then deletes the old index: searches
@@ -68,6 +72,9 @@ from service.search.understand import STOP_WORDS, Need, broaden, transpositions,
 log = logging.getLogger(__name__)
 
 SUPPORTED_SERVERS = "8.x"
+# Bump when index_body changes: `is_current` compares it with the index behind the alias, and
+# `signpost serve` rebuilds an older index (behind the alias, so searches go on meanwhile).
+INDEX_VERSION = 2  # 2: name_starts (word-start prefixes of names), names split as `normalise`
 DEFAULT_ALIAS = "signpost-services"
 MAX_WINDOW = 10000  # Elasticsearch's default index.max_result_window
 # Every document gets a baseline of 1.0 and capacity is shifted by +0.4 so that no function
@@ -95,6 +102,17 @@ def index_body() -> dict[str, Any]:
             "analysis": {
                 "char_filter": {
                     "drop_apostrophes": {"type": "mapping", "mappings": ["'=>", "\u2019=>"]},
+                    "ampersand_and": {"type": "mapping", "mappings": ["&=>\\u0020and\\u0020"]},
+                },
+                "tokenizer": {
+                    # `normalise`'s words: runs of letters and digits ("24/7" is 24 and 7).
+                    "signpost_words": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"},
+                },
+                "filter": {
+                    # Every start of a word, so "a need word at the start of a word of the
+                    # name" is one term lookup; longer words are kept whole (preserve_original).
+                    "word_starts": {"type": "edge_ngram", "min_gram": 1, "max_gram": 20,
+                                    "preserve_original": True},
                 },
                 "analyzer": {
                     # The embedded engine's tokenizer: words, no stop words, folded, porter stems.
@@ -104,22 +122,38 @@ def index_body() -> dict[str, Any]:
                     "signpost_plain": {"type": "custom", "tokenizer": "standard",
                                        "char_filter": ["drop_apostrophes"],
                                        "filter": ["lowercase", "asciifolding"]},
+                    # Names and organizations word for word as `normalise` reads them (the
+                    # embedded engine's `name_lc`), and the same words as all their starts.
+                    "signpost_name": {"type": "custom", "tokenizer": "signpost_words",
+                                      "char_filter": ["drop_apostrophes", "ampersand_and"],
+                                      "filter": ["lowercase", "asciifolding"]},
+                    "signpost_name_starts": {"type": "custom", "tokenizer": "signpost_words",
+                                             "char_filter": ["drop_apostrophes",
+                                                             "ampersand_and"],
+                                             "filter": ["lowercase", "asciifolding",
+                                                        "word_starts"]},
                 },
             },
         },
         "mappings": {
+            "_meta": {"signpost_index_version": INDEX_VERSION},
             "dynamic": "strict",
             "properties": {
                 "key": {"type": "keyword"},
                 "service_id": {"type": "keyword"},
                 "name": {"type": "text", "analyzer": "english",
-                         "copy_to": ["words", "name_org"],
+                         "copy_to": ["words", "name_org", "name_starts"],
                          "fields": {"plain": {"type": "text", "analyzer": "signpost_plain"}}},
                 "organization": {"type": "text", "analyzer": "english",
-                                 "copy_to": ["words", "name_org"]},
+                                 "copy_to": ["words", "name_org", "name_starts"]},
                 "body": {"type": "text", "analyzer": "english", "copy_to": ["words"]},
                 "words": {"type": "text", "analyzer": "signpost_stem"},
-                "name_org": {"type": "text", "analyzer": "signpost_plain"},
+                # Both get the name, then the organization, through the same tokenizer, so
+                # their word positions line up: `name_start` puts a prefix from one field next
+                # to whole words from the other.
+                "name_org": {"type": "text", "analyzer": "signpost_name"},
+                "name_starts": {"type": "text", "analyzer": "signpost_name_starts",
+                                "search_analyzer": "signpost_name"},
                 "location": {"type": "geo_point"},
                 "is_area": {"type": "boolean"},
                 "area": {"properties": {
@@ -220,11 +254,13 @@ def to_source(doc: SearchDocument) -> dict[str, Any]:
 # --- the query ------------------------------------------------------------------------------
 
 
-def _top_categories(need: Need) -> list[str]:
-    """The asked categories that are not below another asked one."""
+def _top_categories(need: Need, ids: set[str] | None = None) -> list[str]:
+    """The asked categories (or `ids`) that are not below another one of them: a listing
+    carries its categories' ancestors, so these few terms cover the rest."""
     tree = category_tree()
-    return sorted(c for c in need.category_ids if not any(
-        a.id in need.category_ids for a in (tree.ancestors(c) if c in tree else [])))
+    ids = need.category_ids if ids is None else ids
+    return sorted(c for c in ids if not any(
+        a.id in ids for a in (tree.ancestors(c) if c in tree else [])))
 
 
 def _either(*clauses: dict[str, Any]) -> dict[str, Any]:
@@ -279,18 +315,24 @@ def place_filter(place: Place, radius: float) -> dict[str, Any]:
 
 def need_clauses(need: Need, spelling: dict[str, list[str]],
                  known: set[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(everything that answers the need, its text part alone), as the embedded engine reads
-    a need: category terms OR (phrase words) OR (each word or its spelling variants)."""
+    """(everything that answers the need, the text that says what was asked), as the embedded
+    engine reads a need: category terms OR (phrase words) OR (each word or its spelling
+    variants). What was asked is the phrases naming a need when there are any; phrases about
+    the client ("elderly") and the words left over ("three kids" in "school uniforms for three
+    kids") still find listings, but do not rank them as answers."""
     parts = []
     top = _top_categories(need)
     if top:
         parts.append({"terms": {"categories": top}})
     text_parts = []
+    asked = []
     for phrase in need.phrases:
         words = [w for w in normalise(phrase).split() if w not in STOP_WORDS]
         if words:
             text_parts.append({"match": {"words": {"query": " ".join(words),
                                                    "operator": "and"}}})
+            if phrase not in need.describing:
+                asked.append(text_parts[-1])
     if need.words:
         musts = []
         for word in need.words:
@@ -304,9 +346,35 @@ def need_clauses(need: Need, spelling: dict[str, list[str]],
     parts += text_parts
     if not parts:
         return None, None
-    text = (text_parts[0] if len(text_parts) == 1 else _either(*text_parts)) if text_parts \
-        else None
+    said = asked or text_parts
+    text = (said[0] if len(said) == 1 else _either(*said)) if said else None
     return (parts[0] if len(parts) == 1 else _either(*parts)), text
+
+
+def name_start(phrase: str) -> dict[str, Any]:
+    """Listings whose name or organization holds `phrase` (normalised) at the start of a word:
+    "ged" is in "GED Prep" and "Tutoring" holds "tutor", but "managed" holds no "ged". Every
+    word but the last is whole ("food pantry" is in "Food Pantries", not in "Seafood Pantry");
+    the last may begin a longer word. Words are matched as `normalise` splits them."""
+    words = normalise(phrase).split()
+    if len(words) == 1:
+        return {"term": {"name_starts": words[0]}}
+    return {"span_near": {"clauses": [
+        *({"span_term": {"name_org": w}} for w in words[:-1]),
+        {"span_field_masking": {"query": {"span_term": {"name_starts": words[-1]}},
+                                "field": "name_org"}}],
+        "slop": 0, "in_order": True}}
+
+
+def name_terms(need: Need) -> list[tuple[str, float]]:
+    """(phrase, weight) of the need found in listing names, as the embedded engine weighs them:
+    the phrases naming a need 1, the phrases about the client and the words left over half
+    that (all 1 when no need is named); the first six count."""
+    asked = [p for p in need.phrases if p not in need.describing]
+    rest = 0.5 if asked else 1.0
+    terms = [(normalise(p), 1.0) for p in asked] + [
+        (normalise(p), rest) for p in [*need.describing, *need.words]]
+    return [(w, weight) for w, weight in terms if w][:6]
 
 
 def score_functions(query: SearchQuery, place: Place | None, need: Need,
@@ -314,16 +382,19 @@ def score_functions(query: SearchQuery, place: Place | None, need: Need,
                     now_slot: int | None) -> list[dict[str, Any]]:
     """The embedded engine's score as function_score functions (summed)."""
     functions: list[dict[str, Any]] = [{"weight": 1.0}]  # baseline: see SCORE_OFFSET
-    top = _top_categories(need)
-    if top:
-        functions.append({"filter": {"terms": {"categories": top}}, "weight": 3.0})
+    # In the main category of the need (what its phrases mean together, else its leading
+    # phrase's first category, or the chosen ones) 2, in any category it names 1 more.
+    for ids, weight in ((need.primary_ids, 2.0), (need.category_ids, 1.0)):
+        top = _top_categories(need, ids)
+        if top:
+            functions.append({"filter": {"terms": {"categories": top}}, "weight": weight})
     if text is not None:
         functions.append({"filter": text, "weight": 1.5})
-    words = [normalise(w) for w in need.words + list(need.phrases)]
-    words = [w for w in words if w][:6]
-    for word in words:
-        functions.append({"filter": {"match_phrase": {"name_org": word}},
-                          "weight": 2.0 / len(words)})
+    # The need in the name: 2 when every phrase and word is there, each by its weight.
+    terms = name_terms(need)
+    total = sum(weight for _, weight in terms)
+    for phrase, weight in terms:
+        functions.append({"filter": name_start(phrase), "weight": 2.0 * weight / total})
     if place is not None:
         scale = max(1.0, radius / 2)
         functions.append({"filter": {"exists": {"field": "location"}}, "exp": {"location": {
@@ -586,6 +657,22 @@ class ElasticsearchBackend:
                 return int(self.client.count(index=self.alias)["count"])
             except NotFoundError:
                 return 0
+
+    def is_current(self) -> bool:
+        """Whether the index behind the alias has this version's mapping (else: rebuild it).
+        True when there is no index yet (`signpost index rebuild` makes one) or the cluster
+        does not answer (searches say so): starting the server never waits on the cluster."""
+        try:
+            found = self.client.indices.get_mapping(index=self.alias).body
+        except NotFoundError:
+            return True
+        except (EsConnectionError, TransportError, ApiError) as exc:
+            log.warning("could not read the search index's version (%s); not rebuilding it",
+                        type(exc).__name__)
+            return True
+        versions = {((m.get("mappings") or {}).get("_meta") or {}).get("signpost_index_version")
+                    for m in found.values()}
+        return versions == {INDEX_VERSION}
 
     def _vocabulary(self, conn: Any = None) -> dict[str, int]:
         """Nothing to warm up: spelling asks the cluster (the app calls this on start)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from service.db import Database
 from service.directory.edits import apply_local_edit
 from service.directory.tables import service
 from service.search.documents import build_documents
-from tests.factories import search_package
+from tests.factories import Package, search_package
 from tests.service.search.test_search import KNOWN_ANSWERS
 
 ES_URL = os.environ.get("SIGNPOST_TEST_ELASTICSEARCH_URL")
@@ -43,10 +44,10 @@ def directory(sqlite_db: Database, tmp_path: Path) -> Database:
     return sqlite_db
 
 
-@pytest.fixture(params=_engines())
-def engine(request: pytest.FixtureRequest, directory: Database) -> Iterator[Any]:
-    """A search backend holding the search_package documents."""
-    if request.param == "sqlite":
+@contextmanager
+def _backend(kind: str, directory: Database) -> Iterator[Any]:
+    """A search backend of `kind` holding the documents of every service in `directory`."""
+    if kind == "sqlite":
         from service.search.sqlite import SqliteSearchBackend
 
         yield SqliteSearchBackend(directory)
@@ -65,12 +66,25 @@ def engine(request: pytest.FixtureRequest, directory: Database) -> Iterator[Any]
         backend.client.close()
 
 
-@pytest.fixture
-def api(engine: Any, directory: Database, tmp_path: Path) -> Iterator[TestClient]:
+@contextmanager
+def _api(backend: Any, directory: Database, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
                         geocode_cache_path=tmp_path / "geocode.sqlite")
     with TestClient(create_app(settings)) as client:
-        client.app.state.search = engine
+        client.app.state.search = backend
+        yield client
+
+
+@pytest.fixture(params=_engines())
+def engine(request: pytest.FixtureRequest, directory: Database) -> Iterator[Any]:
+    """A search backend holding the search_package documents."""
+    with _backend(request.param, directory) as backend:
+        yield backend
+
+
+@pytest.fixture
+def api(engine: Any, directory: Database, tmp_path: Path) -> Iterator[TestClient]:
+    with _api(engine, directory, tmp_path) as client:
         yield client
 
 
@@ -203,3 +217,57 @@ def test_suggest(api: TestClient) -> None:
         "kind": "category", "id": "1130", "label": "Food Pantry"}
     assert any(s["label"] == "Capitol Food Pantry"
                for s in api.get("/api/v1/suggest", params={"q": "capitol"}).json())
+
+
+# --- how a need is read and ranked: its words at word starts, needs before the client ----------
+
+
+def ranking_package() -> Package:
+    """Listings a few hundred yards from the client at 20001 (38.912, -77.018), each pair
+    equal but for what the rule under test looks at; the one the rule puts second is nearer."""
+    p = Package()
+    for number, (key, name, category, lat, description) in enumerate((
+            ("tutor-inside", "Statutory Learning Center", "1343", 38.913, "Tutoring after school"),
+            ("tutor-start", "Tutoring Hub", "1343", 38.916, "Tutoring after school"),
+            ("seniors", "Seniors Day Club", "1278", 38.913, "Day program for seniors"),
+            ("pantry", "Eastside Food Pantry", "1130", 38.918, "Free groceries"),
+            ("shelter", "Downtown Night Shelter", "1121", 38.912, "Emergency shelter beds"))):
+        p.add("organization", id=f"org-{key}", name=f"Provider {number}", description="Provider")
+        p.add("service", id=key, organization_id=f"org-{key}", name=name,
+              description=description, status="active", x_categories=category,
+              x_is_referable="true")
+        p.add("location", id=f"loc-{key}", organization_id=f"org-{key}", name=name,
+              location_type="physical", latitude=lat, longitude=-77.018)
+        p.add("service_at_location", id=f"sal-{key}", service_id=key, location_id=f"loc-{key}")
+        p.add("address", id=f"adr-{key}", location_id=f"loc-{key}", address_1="1 Main St",
+              city="Washington", state_province="DC", postal_code="20001", country="US",
+              address_type="physical")
+    return p
+
+
+@pytest.fixture(params=_engines())
+def ranking_api(request: pytest.FixtureRequest, sqlite_db: Database,
+                tmp_path: Path) -> Iterator[TestClient]:
+    """The API over a backend holding the ranking_package documents."""
+    load(sqlite_db, ranking_package().write(tmp_path / "pkg"), source="city")
+    with _backend(request.param, sqlite_db) as backend, _api(backend, sqlite_db,
+                                                             tmp_path) as client:
+        yield client
+
+
+RANKING_RULES = [
+    # A need word counts in a name at the start of a word, even one it only begins
+    # ("Tutoring"), never inside one ("Statutory"), though that listing is nearer.
+    ("tutor", ["Tutoring Hub", "Statutory Learning Center"]),
+    # Words about the client ("seniors") find listings but never outrank the need: the day
+    # club is nearer and has the word in its name, the pantry is what was asked for.
+    ("food pantry for seniors", ["Eastside Food Pantry", "Seniors Day Club"]),
+    # A negated phrase is no part of the need: the shelter (nearest of all) is not found.
+    ("needs food, not shelter", ["Eastside Food Pantry"]),
+    ("shelter", ["Downtown Night Shelter"]),
+]
+
+
+@pytest.mark.parametrize(("q", "expected"), RANKING_RULES, ids=[q for q, _ in RANKING_RULES])
+def test_ranking_rules(ranking_api: TestClient, q: str, expected: list[str]) -> None:
+    assert names(ranking_api, q=q, near="20001") == expected

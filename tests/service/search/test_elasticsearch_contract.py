@@ -30,7 +30,12 @@ from service.errors import Unavailable
 from service.search import geo
 from service.search.backend import Place
 from service.search.documents import SearchDocument, build_documents
-from service.search.elasticsearch import SCORE_OFFSET, ElasticsearchBackend, to_source
+from service.search.elasticsearch import (
+    INDEX_VERSION,
+    SCORE_OFFSET,
+    ElasticsearchBackend,
+    to_source,
+)
 from service.search.schemas import ClientProfile, SearchQuery
 from tests.factories import search_package
 
@@ -211,9 +216,35 @@ def functions(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def weight_of(body: dict[str, Any], clause: dict[str, Any]) -> float:
+    """What a listing matching `clause` gains (the sum of the functions filtered on it)."""
     found = [f["weight"] for f in functions(body) if f.get("filter") == clause]
     assert found, f"no function boosts {clause}"
-    return found[0]
+    return sum(found)
+
+
+def name_boosts(body: dict[str, Any]) -> dict[str, float]:
+    """Need phrase -> the weight of finding it at a word start in the name, read back from
+    each function's clause (a term on word starts, or whole words then a word start)."""
+    out = {}
+    for f in functions(body):
+        clause = f.get("filter", {})
+        if "name_starts" in clause.get("term", {}):
+            out[clause["term"]["name_starts"]] = f["weight"]
+        elif "span_near" in clause:
+            near = clause["span_near"]
+            assert near["slop"] == 0 and near["in_order"] is True
+            *whole, last = near["clauses"]
+            words = [c["span_term"]["name_org"] for c in whole]
+            masked = last["span_field_masking"]
+            assert masked["field"] == "name_org"
+            out[" ".join([*words, masked["query"]["span_term"]["name_starts"]])] = f["weight"]
+    return out
+
+
+def text_bonus(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text clauses of the function worth 1.5 (the listing's text says what was asked)."""
+    (text,) = [f["filter"] for f in functions(body) if f["weight"] == 1.5]
+    return clauses(text, "match")
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -236,7 +267,14 @@ def test_category_query_filters_on_the_top_category_and_boosts_it(
     body = run(backend, cluster, categories=["1102"])
     need = [c for c in clauses(hard_filters(body), "terms") if "categories" in c]
     assert need == [{"categories": ["1102"]}]  # descendants are covered by indexed ancestors
-    assert weight_of(body, {"terms": {"categories": ["1102"]}}) == 3.0
+    assert weight_of(body, {"terms": {"categories": ["1102"]}}) == 3.0  # chosen: main and named
+
+
+def test_the_main_category_outranks_the_others_a_need_names(
+        backend: ElasticsearchBackend, cluster: FakeCluster) -> None:
+    body = run(backend, cluster, q="food pantry for seniors")
+    assert weight_of(body, {"terms": {"categories": ["1130"]}}) == 2.0
+    assert weight_of(body, {"terms": {"categories": ["1130", "1278", "1285"]}}) == 1.0
 
 
 def test_text_query_matches_stemmed_words_or_categories_and_boosts_text_and_name(
@@ -247,9 +285,7 @@ def test_text_query_matches_stemmed_words_or_categories_and_boosts_text_and_name
     assert {m["words"]["query"] for m in matches} == {"party", "supplies"}
     text = next(f for f in functions(body) if f.get("filter") == need)
     assert text["weight"] == 1.5
-    names = {f["filter"]["match_phrase"]["name_org"]: f["weight"] for f in functions(body)
-             if "match_phrase" in f.get("filter", {})}
-    assert names == {"party": 1.0, "supplies": 1.0}
+    assert name_boosts(body) == {"party": 1.0, "supplies": 1.0}  # no need named: words count
     synonym = run(backend, cluster, q="food pantry")
     need = hard_filters(synonym)[-1]
     assert {"terms": {"categories": ["1130"]}} in need["bool"]["should"]
@@ -398,6 +434,47 @@ def test_suggest_offers_categories_then_service_names(backend: ElasticsearchBack
     assert body["collapse"] == {"field": "service_id"}
 
 
+def test_need_words_count_in_names_at_word_starts_and_weigh_twice_the_rest(
+        backend: ElasticsearchBackend, cluster: FakeCluster) -> None:
+    # "ged" must begin a word of the name (GED Prep, not Managed Care): a term on the
+    # edge-ngrams of each word; "class" is a word left over, worth half a need phrase.
+    body = run(backend, cluster, q="a GED class")
+    boosts = name_boosts(body)
+    assert boosts == {"ged": pytest.approx(2.0 / 1.5), "class": pytest.approx(1.0 / 1.5)}
+    assert sum(boosts.values()) == pytest.approx(2.0)
+    assert not clauses(functions(body), "match_phrase")  # no whole-word-only name matches
+    # A phrase: whole words, then the start of a word, side by side and in order.
+    assert name_boosts(run(backend, cluster, q="food pantry")) == {"food pantry": 2.0}
+
+
+def test_phrases_about_the_client_and_leftover_words_find_but_do_not_earn_the_text_bonus(
+        backend: ElasticsearchBackend, cluster: FakeCluster) -> None:
+    body = run(backend, cluster, q="food pantry for seniors")
+    assert [m["words"]["query"] for m in text_bonus(body)] == ["food pantry"]
+    finds = [m["words"]["query"] for m in clauses(hard_filters(body)[-1], "match")]
+    assert finds == ["food pantry", "seniors"]  # "seniors" still finds listings
+    assert name_boosts(body) == {"food pantry": pytest.approx(2.0 / 1.5),
+                                 "seniors": pytest.approx(1.0 / 1.5)}
+    leftover = run(backend, cluster, q="tutoring for my kid")
+    assert [m["words"]["query"] for m in text_bonus(leftover)] == ["tutoring"]
+    assert {"match": {"words": {"query": "kid"}}} in walk(hard_filters(leftover)[-1])
+    assert name_boosts(leftover) == {"tutoring": pytest.approx(2.0 / 1.5),
+                                     "kid": pytest.approx(1.0 / 1.5)}
+    # With no need named, what the client is said to be is all there is to rank by.
+    alone = run(backend, cluster, q="evicted")
+    assert [m["words"]["query"] for m in text_bonus(alone)] == ["evicted"]
+    assert name_boosts(alone) == {"evicted": 2.0}
+
+
+def test_a_negated_phrase_is_no_part_of_the_request(backend: ElasticsearchBackend,
+                                                    cluster: FakeCluster) -> None:
+    body = run(backend, cluster, q="needs food, not shelter")
+    assert "shelter" not in json.dumps(body["query"])
+    assert "1121" not in json.dumps(body["query"])  # nor its category (Shelter)
+    assert [m["words"]["query"] for m in text_bonus(body)] == ["food"]
+    assert name_boosts(body) == {"food": 2.0}
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -477,6 +554,20 @@ def test_index_streams_bulk_requests_by_key_into_the_alias(
                                          "capacity_status", "status", "genders")} == {"keyword"}
     assert mapping["area"]["properties"]["states"]["type"] == "keyword"
     assert mapping["open_hours"]["type"] == "short"
+    assert create.body["mappings"]["_meta"] == {"signpost_index_version": INDEX_VERSION}
+    # Names, word for word and as every start of a word, in the same positions.
+    for field in ("name", "organization"):
+        assert mapping[field]["copy_to"][1:] == ["name_org", "name_starts"]
+    analysis = create.body["settings"]["analysis"]
+    whole = analysis["analyzer"][mapping["name_org"]["analyzer"]]
+    starts = analysis["analyzer"][mapping["name_starts"]["analyzer"]]
+    assert mapping["name_starts"]["search_analyzer"] == mapping["name_org"]["analyzer"]
+    assert starts["tokenizer"] == whole["tokenizer"] and starts["filter"][:-1] == whole["filter"]
+    grams = analysis["filter"][starts["filter"][-1]]
+    assert (grams["type"], grams["min_gram"], grams["preserve_original"]) == (
+        "edge_ngram", 1, True)
+    assert analysis["tokenizer"][whole["tokenizer"]] == {"type": "pattern",
+                                                         "pattern": r"[^\p{L}\p{N}]+"}
     (bulk,) = [r for r in cluster.requests if r.path.endswith("/_bulk")]
     assert bulk.params["refresh"] == "wait_for"
     actions = bulk.body[::2]
@@ -534,6 +625,25 @@ def test_a_failed_bulk_leaves_the_alias_untouched(backend: ElasticsearchBackend,
     new = next(r for r in cluster.requests if r.method == "PUT").path
     deleted = [r.path for r in cluster.requests if r.method == "DELETE"]
     assert deleted == [new]  # only the unfinished index goes; the old one still serves
+
+
+def test_an_index_of_an_older_mapping_is_not_current(backend: ElasticsearchBackend,
+                                                     cluster: FakeCluster) -> None:
+    def mapping(version: int | None) -> Callable[[Request], tuple[int, Any] | None]:
+        meta = {"_meta": {"signpost_index_version": version}} if version else {}
+        return lambda r: (200, {"signpost-services-1": {"mappings": {**meta, "properties": {}}}}
+                          ) if r.path == f"/{ALIAS}/_mapping" else None
+
+    cluster.handler = mapping(INDEX_VERSION)
+    assert backend.is_current()
+    for older in (INDEX_VERSION - 1, None):
+        cluster.handler = mapping(older)
+        assert not backend.is_current()  # `signpost serve` rebuilds it behind the alias
+    cluster.handler = lambda r: (404, {"error": {"type": "index_not_found_exception",
+                                                 "reason": "no such index"}, "status": 404})
+    assert backend.is_current()  # nothing to upgrade; `signpost index rebuild` makes one
+    cluster.handler, cluster.down = None, True
+    assert backend.is_current()  # a cluster that does not answer never blocks the start
 
 
 # --- errors -----------------------------------------------------------------------------------
