@@ -38,6 +38,9 @@ from service.directory.tables import organization
 from tests.factories import search_package
 
 EXAMPLES = int(os.environ.get("SIGNPOST_FUZZ_EXAMPLES", "8"))
+# `make fuzz` sets this: each test process appends how many generated calls it made.
+REPORT = os.environ.get("SIGNPOST_FUZZ_REPORT")
+CALLS = [0]
 ROLES = ("anonymous", "admin", "supervisor", "case_manager", "partner")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -91,6 +94,9 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         app.state.fuzz_callers = Callers(db, users)
         yield app
     db.dispose()
+    if REPORT:
+        with open(REPORT, "a", encoding="utf-8") as out:
+            out.write(f"{CALLS[0]}\n")
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +126,7 @@ def test_every_answer_is_documented_and_none_is_500(fuzz_app, api_schema, method
         if headers:
             case.headers = {**(case.headers or {}), **headers}
         response = case.call()
+        CALLS[0] += 1
         case.validate_response(response, checks=CHECKS)
 
     run()

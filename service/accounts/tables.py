@@ -41,7 +41,10 @@ class UtcDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # within a day of year 1 or 9999 (a filter's far bound)
+            return (datetime.min if value.year < 5000 else datetime.max).replace(tzinfo=UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
         if value is None:

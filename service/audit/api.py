@@ -24,7 +24,7 @@ def list_events(
     action: Annotated[str | None, Query(max_length=64)] = None,
     entity_type: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
-    user_id: Annotated[int | None, Query(ge=1)] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     since: Annotated[AwareDatetime | None, Query(description="From (inclusive).")] = None,
     until: Annotated[AwareDatetime | None, Query(description="To (exclusive).")] = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,

@@ -46,7 +46,8 @@ def create_client(body: ClientCreate, user: CurrentUser, session: SessionDep) ->
 def list_clients(
     user: CurrentUser,
     session: WriteSessionDep,
-    agency_id: Annotated[int | None, Query(ge=1, description="Admins: the agency to read.")]
+    agency_id: Annotated[int | None, Query(ge=1, le=2**31 - 1,
+                                            description="Admins: the agency to read.")]
     = None,
     mine: Annotated[bool, Query(description="Only the clients on your own caseload.")] = False,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,

@@ -182,7 +182,12 @@ def _utc(value: datetime | None) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: before or after anything stored
+        return (datetime.min if value.year < 5000 else datetime.max).replace(tzinfo=UTC)
 
 
 def _service_changed(since: datetime) -> ColumnElement[bool]:

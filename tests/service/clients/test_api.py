@@ -117,6 +117,8 @@ def test_admins_read_for_oversight_but_do_not_write(db: Database, client, north)
     assert client.post("/api/v1/clients", json=NEW_CLIENT, headers=admin).status_code == 403
     no_agency = client.get("/api/v1/clients", headers=admin)
     assert no_agency.status_code == 400 and no_agency.json()["error"]["field"] == "agency_id"
+    huge = client.get("/api/v1/clients", params={"agency_id": 2**63}, headers=admin)
+    assert huge.status_code == 422 and huge.json()["error"]["field"] == "agency_id"  # was a 500
     listed = client.get("/api/v1/clients", params={"agency_id": read.json()["agency_id"]},
                         headers=admin)
     assert listed.json()["total"] == 1

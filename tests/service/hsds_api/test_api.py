@@ -391,6 +391,19 @@ def test_bad_parameters_name_the_field(client: TestClient, query: str, status: i
     assert response.json()["error"]["field"] == field
 
 
+@pytest.mark.parametrize("path", ["/hsds/services", "/hsds/service_at_locations",
+                                  "/hsds/organizations"])
+def test_modified_after_at_the_ends_of_time(ids: dict[str, str], client: TestClient,
+                                            path: str) -> None:
+    """Found by fuzzing: a time within a day of year 1 or 9999 could not be turned into UTC
+    (a 500); it now means "everything" or "nothing"."""
+    everything = get_ok(client, path, per_page=1000)["total_items"]
+    early = client.get(path, params={"modified_after": "0001-01-01T00:00:00+00:01"})
+    assert early.status_code == 200 and early.json()["total_items"] == everything
+    late = client.get(path, params={"modified_after": "9999-12-31T23:59:59-00:01"})
+    assert late.status_code == 200 and late.json()["total_items"] == 0
+
+
 # --- paging --------------------------------------------------------------------------------
 
 
