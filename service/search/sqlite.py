@@ -5,7 +5,10 @@ cells of the point, areas an area-wide service covers) in the FTS5 table `search
 same rowid, and their point in the R*Tree `search_point`. One MATCH of
 `(need) AND (cells of the search circle OR areas containing the client)` intersects need and
 place inside the index; the exact radius, hard filters, scoring, totals and facets then run in
-one SQL statement over that small set, ordered and limited in SQL. The index is in the same
+one SQL statement over that small set, ordered and limited in SQL. Rowids follow the Morton
+curve of the documents' points (see CELL_SEQ_BITS), so a neighbourhood is a few rowid ranges:
+FTS5 reads only those slices of a common word's doclist, and the rows scored sit on few pages.
+The index is in the same
 database as the records, so an edit and its reindexing commit together and every worker
 process sees both at once.
 """
@@ -51,10 +54,22 @@ from service.search.understand import (
 DOC_COLUMNS = (
     "key", "service_id", "name_lc", "lat", "lon", "is_area", "min_age", "max_age", "genders",
     "languages", "cost", "categories", "status", "is_referable", "capacity_status",
-    "verified_at", "hours_known", "open_hours", "open_certain", "time_zone",
+    "verified_at", "hours_known", "open_hours", "open_certain", "time_zone", "flags",
 )
 
-INDEX_FORMAT = 3  # bump when the index tables change: an older index is rebuilt on start
+INDEX_FORMAT = 4  # bump when the index tables change: an older index is rebuilt on start
+
+# Where a document lives in rowid order: listings with a point at (their geohash cell at the
+# finest precision << CELL_SEQ_BITS) + a sequence number, so rowids follow the Morton curve and
+# every geohash cell is one contiguous rowid range. A search then reads its neighbourhood's
+# slice of each word's doclist (FTS5 skips the rest through its doclist index) and neighbouring
+# rows of search_doc sit on the same pages. Area-wide listings, and any a full cell cannot hold,
+# live above OTHER_BASE. All rowids stay below 2**53, exact in JSON.
+CELL_SEQ_BITS = 21
+OTHER_BASE = 1 << 51
+OTHER_END = 1 << 52
+# Bits of search_doc.flags: the facets and signals that would otherwise be found in strings.
+FLAG_FREE, FLAG_SLIDING, FLAG_INSURANCE, FLAG_SPANISH = 1, 2, 4, 8
 VOCAB_SQL = ("CREATE VIRTUAL TABLE IF NOT EXISTS {p}search_vocab USING "
              "fts5vocab({p}search_fts, 'row')")
 SCHEMA = [
@@ -64,7 +79,8 @@ SCHEMA = [
         lat REAL, lon REAL, is_area INTEGER NOT NULL, min_age INTEGER, max_age INTEGER,
         genders TEXT, languages TEXT, cost TEXT, categories TEXT, status TEXT NOT NULL,
         is_referable INTEGER NOT NULL, capacity_status TEXT, verified_at TEXT,
-        hours_known INTEGER NOT NULL, open_hours TEXT, open_certain TEXT, time_zone TEXT)""",
+        hours_known INTEGER NOT NULL, open_hours TEXT, open_certain TEXT, time_zone TEXT,
+        flags INTEGER NOT NULL)""",
     # What a result shows, apart from what ranking reads: search_doc rows stay small, so the
     # thousands a broad query scores sit on few pages.
     """CREATE TABLE IF NOT EXISTS {p}search_payload (rowid INTEGER PRIMARY KEY,
@@ -89,6 +105,7 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
     restricted_gender = elig.get("gender_kind") == "restriction" and elig.get("genders")
     cats = doc.categories_with_ancestors()
     payload = doc.display()
+    languages = " " + " ".join(doc.languages) + " "
     return {
         "key": doc.key, "service_id": doc.service_id,
         "name_lc": " " + normalise(f"{doc.name} {doc.organization or ''}") + " ",
@@ -97,15 +114,27 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
         "min_age": elig.get("min_age") if restricted_age else None,
         "max_age": elig.get("max_age") if restricted_age else None,
         "genders": " " + " ".join(elig["genders"]) + " " if restricted_gender else None,
-        "languages": " " + " ".join(doc.languages) + " ",
+        "languages": languages,
         "cost": " " + " ".join(doc.cost) + " ",
         "categories": " " + " ".join(sorted(cats)) + " ",
         "status": doc.status, "is_referable": int(doc.is_referable),
         "capacity_status": doc.capacity_status, "verified_at": _iso(doc.verified_at),
         "hours_known": int(doc.hours_known), "open_hours": doc.open_hours,
         "open_certain": doc.open_certain, "time_zone": doc.time_zone,
+        "flags": ((FLAG_FREE if "free" in doc.cost else 0)
+                  | (FLAG_SLIDING if "sliding_scale" in doc.cost else 0)
+                  | (FLAG_INSURANCE if "insurance" in doc.cost else 0)
+                  | (FLAG_SPANISH if " es " in languages or " spanish " in languages else 0)),
         "doc": json.dumps(payload, default=str),
     }
+
+
+def _home(doc: SearchDocument) -> tuple[int, int]:
+    """The rowid range a document belongs in (see CELL_SEQ_BITS)."""
+    if doc.lat is None or doc.lon is None:
+        return OTHER_BASE, OTHER_END
+    start = geo.cell(doc.lat, doc.lon, geo.PRECISIONS[-1]) << CELL_SEQ_BITS
+    return start, start + (1 << CELL_SEQ_BITS)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,12 +148,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 FACET_SUMS = (
-    ("free", "instr(cost, ' free ') > 0"),
-    ("sliding_scale", "instr(cost, ' sliding_scale ') > 0"),
-    ("insurance", "instr(cost, ' insurance ') > 0"),
+    ("free", f"(flags & {FLAG_FREE}) > 0"),
+    ("sliding_scale", f"(flags & {FLAG_SLIDING}) > 0"),
+    ("insurance", f"(flags & {FLAG_INSURANCE}) > 0"),
     ("has_capacity", "capacity_status = 'has_capacity'"),
     ("waitlist", "capacity_status = 'waitlist'"),
-    ("es", "instr(languages, ' es ') > 0 OR instr(languages, ' spanish ') > 0"),
+    ("es", f"(flags & {FLAG_SPANISH}) > 0"),
 )
 FACET_LABELS = {
     "free": ("cost", "Free"), "sliding_scale": ("cost", "Sliding scale"),
@@ -165,16 +194,26 @@ def _exact_distances(rows: list[dict[str, Any]], place: Place | None) -> None:
         return
     for row in rows:
         if row["dist"] is not None:
-            doc = json.loads(row["doc"])
+            doc = _doc(row)
             if doc.get("lat") is not None:
                 row["dist"] = geo.distance_mi(place.lat, place.lon, doc["lat"], doc["lon"])
 
 
+def _doc(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's stored document, parsed once."""
+    if isinstance(row["doc"], str):
+        row["doc"] = json.loads(row["doc"])
+    return row["doc"]
+
+
 class NeedMatch(NamedTuple):
-    """The FTS5 query of a need: everything that answers it, and its text part alone."""
+    """The FTS5 query of a need: everything that answers it, its text part alone, its
+    category part alone, and whether the text part is all of it but the categories."""
 
     need: str
     text: str | None
+    categories: str | None = None
+    text_is_rest: bool = False
 
 
 class SqliteSearchBackend:
@@ -224,14 +263,36 @@ class SqliteSearchBackend:
         """Insert documents (whose services have no documents yet) in batches."""
         self._bump(conn)
         raw = conn.connection.dbapi_connection
-        next_rowid = (conn.exec_driver_sql(f"SELECT max(rowid) FROM {prefix}search_doc")
-                      .scalar() or 0) + 1
+        next_in: dict[int, int] = {}  # range start -> the next free rowid in it
+
+        def rowid_for(doc: SearchDocument) -> int:
+            start, end = _home(doc)
+            if start not in next_in:
+                last = raw.execute(f"SELECT max(rowid) FROM {prefix}search_doc WHERE rowid >= ? "
+                                   "AND rowid < ?", (start, end)).fetchone()[0]
+                next_in[start] = start if last is None else last + 1
+            rowid = next_in[start]
+            if rowid >= end:  # a full cell: anywhere is correct, only slower
+                return rowid_for_other()
+            next_in[start] = rowid + 1
+            return rowid
+
+        def rowid_for_other() -> int:
+            if OTHER_BASE not in next_in:
+                last = raw.execute(f"SELECT max(rowid) FROM {prefix}search_doc WHERE rowid >= "
+                                   "?", (OTHER_BASE,)).fetchone()[0]
+                next_in[OTHER_BASE] = OTHER_BASE if last is None else last + 1
+            next_in[OTHER_BASE] += 1
+            return next_in[OTHER_BASE] - 1
+
         cols = ", ".join(("rowid",) + DOC_COLUMNS)
         marks = ", ".join("?" for _ in range(len(DOC_COLUMNS) + 1))
         n = 0
         batch: dict[str, list[tuple]] = {"doc": [], "payload": [], "fts": [], "point": []}
 
         def flush() -> None:
+            for rows in batch.values():
+                rows.sort(key=lambda r: r[0])  # b-tree appends, not page splits
             raw.executemany(f"INSERT INTO {prefix}search_doc ({cols}) VALUES ({marks})",
                             batch["doc"])
             raw.executemany(f"INSERT INTO {prefix}search_payload (rowid, doc) VALUES (?, ?)",
@@ -245,7 +306,7 @@ class SqliteSearchBackend:
 
         for doc in docs:
             values = _row_values(doc)
-            rowid = next_rowid + n
+            rowid = rowid_for(doc)
             batch["doc"].append((rowid,) + tuple(values[c] for c in DOC_COLUMNS))
             batch["payload"].append((rowid, values["doc"]))
             batch["fts"].append((rowid, doc.name, doc.organization or "", doc.body(),
@@ -322,6 +383,7 @@ class SqliteSearchBackend:
                 written += self._write(conn, build_documents(conn, ids[start:start + 5000]),
                                        prefix="new_")
                 conn.commit()
+        self._merge_segments(prefix="new_")
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
             conn.exec_driver_sql("DROP TABLE IF EXISTS search_vocab")
@@ -335,6 +397,24 @@ class SqliteSearchBackend:
             conn.commit()
         self._vocab = None
         return written
+
+    def _merge_segments(self, prefix: str = "") -> None:
+        """Merge the full-text index into one segment, so a query seeks each of its tokens
+        once rather than once per segment (at 400k documents this halves a short search), in
+        short write transactions that partner edits can commit between."""
+        step = -1000  # negative: merge across levels too, down to one segment
+        while True:
+            with self.db.engine.connect() as conn:
+                conn.execution_options(sqlite_write=True)
+                raw = conn.connection.dbapi_connection
+                before = raw.total_changes
+                conn.exec_driver_sql(f"INSERT INTO {prefix}search_fts({prefix}search_fts, rank) "
+                                     "VALUES ('merge', ?)", (step,))
+                done = raw.total_changes - before < 2
+                conn.commit()
+            if done:
+                return
+            step = 1000
 
     def count(self) -> int:
         """Number of indexed documents."""
@@ -360,12 +440,14 @@ class SqliteSearchBackend:
             NeedMatch | None, dict[str, list[str]]]:
         parts = []
         text_parts = []
+        category_part = None
         tree = category_tree()
         top = {c for c in need.category_ids
                if not any(a.id in need.category_ids for a in (tree.ancestors(c) if c in tree
                                                               else []))}
         if top:
-            parts.append("tags : (" + " OR ".join(f"c{c}" for c in sorted(top)) + ")")
+            category_part = "tags : (" + " OR ".join(f"c{c}" for c in sorted(top)) + ")"
+            parts.append(category_part)
         corrections: dict[str, list[str]] = {}
         asked = []
         for phrase in need.phrases:
@@ -396,7 +478,8 @@ class SqliteSearchBackend:
         # left over ("three kids" in "school uniforms for three kids") still find listings,
         # but do not rank them as answers.
         text = " OR ".join(f"({p})" for p in (asked or text_parts)) or None
-        return NeedMatch(" OR ".join(f"({p})" for p in parts), text), corrections
+        return NeedMatch(" OR ".join(f"({p})" for p in parts), text, category_part,
+                         not asked or len(asked) == len(text_parts)), corrections
 
     @staticmethod
     def _place_clause(place: Place | None, radius: float) -> str | None:
@@ -543,11 +626,13 @@ class SqliteSearchBackend:
         if place is not None:
             # Equirectangular distance: within 0.5% of the great circle at these radii, with no
             # trigonometry per row; results shown carry the exact distance (see _result).
+            # Filtered on its square (no sqrt per row); the page's rows get theirs in Python.
             params.update(lat=place.lat, lon=place.lon,
-                          coslat=math.cos(math.radians(place.lat)), radius=radius,
-                          scale=max(1.0, radius / 2))
-            distance = ("(69.09 * sqrt((d.lat - :lat) * (d.lat - :lat) + (d.lon - :lon) * "
-                        "(d.lon - :lon) * :coslat * :coslat))")
+                          coslat2=math.cos(math.radians(place.lat)) ** 2,
+                          radius2=(radius / 69.09) ** 2,
+                          decay=69.09 / max(1.0, radius / 2))
+            distance = ("((d.lat - :lat) * (d.lat - :lat) + (d.lon - :lon) * "
+                        "(d.lon - :lon) * :coslat2)")
         else:
             distance = "NULL"
         at = query.open_at or (now if query.open_now else None)
@@ -556,10 +641,17 @@ class SqliteSearchBackend:
             params["slots"] = self._slots(conn, at)
             slot_expr = "coalesce(json_extract(:slots, '$.\"' || d.time_zone || '\"'), -1)"
             where.append(f"d.hours_known = 1 AND substr(d.open_hours, {slot_expr} + 1, 1) = '1'")
+        # Whether any listing is in a category asked for: when none is, every match came
+        # through its text (one cheap MATCH ... LIMIT 1 saves per-row tests).
+        in_category = match is not None and match.categories is not None and self._any(
+            conn, match.categories, None)
         category_hit = (f"(2.0 * {self._category_hit(need.primary_ids, 'pcat', params)}"
-                        f" + 1.0 * {self._category_hit(need.category_ids, 'cat', params)})")
+                        f" + 1.0 * {self._category_hit(need.category_ids, 'cat', params)})"
+                        ) if in_category else "0"
         language = (query.client.language or "").lower()
-        params["client_lang"] = f" {language} " if language else "  "
+        # no language asked: a value no listing's languages contain (a listing that names no
+        # language stores "  ", which must not earn the language bonus)
+        params["client_lang"] = f" {language} " if language else "\x01"
         covers = [i.lower() for i in query.client.insurance]
         for i, cover in enumerate(covers):
             params[f"ins{i}"] = f" {cover} "
@@ -582,28 +674,33 @@ class SqliteSearchBackend:
         name_hits = ("((" + " + ".join(f"{weight:.1f} * (instr(d.name_lc, :word{i}) > 0)"
                                        for i, (_, weight) in enumerate(terms))
                      + f") / {sum(weight for _, weight in terms):.1f})") if terms else "0"
-        # Listings whose text (not only their category) says what was asked: one more small
-        # MATCH, bounded by the same place.
-        text_cte = ""
+        # Listings whose text (not only their category) says what was asked.
         text_hit = "0"
-        if match is not None and match.text:
+        if match is not None and match.text and match.text_is_rest and not in_category:
+            # Every match came through the text: no second MATCH, no test per row.
+            text_hit = "1"
+        elif match is not None and match.text:
+            # The matches in two disjoint parts, those whose text says it and the rest, each
+            # read once from the index: no set to build and probe per row.
             params["text_match"] = f"({match.text})" + (f" AND ({place_clause})"
                                                         if place_clause else "")
-            text_cte = ("t AS MATERIALIZED (SELECT rowid FROM search_fts WHERE search_fts "
-                        "MATCH :text_match), ")
-            text_hit = "(d.rowid IN (SELECT rowid FROM t))"
+            params["rest_match"] = f"({params['match']}) NOT ({match.text})"
+            source = ("(SELECT rowid, 1 AS text_hit FROM search_fts WHERE search_fts MATCH "
+                      ":text_match UNION ALL SELECT rowid, 0 FROM search_fts WHERE search_fts "
+                      "MATCH :rest_match) h JOIN search_doc d ON d.rowid = h.rowid")
+            text_hit = "d.text_hit"
         score = (
             f"{category_hit}"
             f" + 1.5 * {text_hit}"
             + f" + 2.0 * {name_hits}"
-            + (" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-d.dist / :scale) END)"
+            + (" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-sqrt(d.dist2) * :decay) END)"
                if place is not None else "")
             + " + 0.5 * (instr(d.languages, :client_lang) > 0)"
             + " + 0.4 * (CASE d.capacity_status WHEN 'has_capacity' THEN 1"
               " WHEN 'no_capacity' THEN -1 WHEN 'waitlist' THEN -0.5 ELSE 0 END)"
             + " + 0.3 * (d.verified_at IS NOT NULL AND d.verified_at >= :stale_before)"
             + f" + 0.4 * {insurance_hit}"
-            + " + 0.2 * (instr(d.cost, ' free ') > 0)"
+            + f" + 0.2 * (d.flags & {FLAG_FREE})"
         )
         if at is None and place is not None:
             # "Open now" as a ranking signal, in the client's zone (listings within the radius
@@ -611,61 +708,74 @@ class SqliteSearchBackend:
             params["now_slot"] = self._place_slot(place, now)
             score += " + 0.3 * (substr(d.open_certain, :now_slot + 1, 1) = '1')"
         order = "score DESC, rowid" if query.sort == "relevance" or place is None else \
-            "dist IS NULL, dist, score DESC, rowid"
+            "dist2 IS NULL, dist2, score DESC, rowid"
         params["limit"] = limit if limit is not None else query.per_page
         params["offset"] = offset if offset is not None else (query.page - 1) * query.per_page
         # One statement: the MATCH runs once, and the page, the total and the facets are all
-        # read from the same materialised set.
+        # read from the same materialised set. The page is a top-k sort (no window over every
+        # match); facets are counted per distinct category set (a few hundred at most) and
+        # added up here, rather than testing every facet's category on every match.
         parts = [
-            "SELECT * FROM (SELECT 0 AS kind, p.pos, p.rowid, p.dist, p.score, pl.doc, "
-            "d.categories, NULL AS k, NULL AS n FROM (SELECT rowid, dist, score, "
-            f"row_number() OVER (ORDER BY {order}) AS pos FROM f ORDER BY {order} "
-            "LIMIT :limit OFFSET :offset) p JOIN search_doc d ON d.rowid = p.rowid "
-            "JOIN search_payload pl ON pl.rowid = p.rowid)",
-            "SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, 'total', count(*) FROM f",
-        ]
-        facet_ids = _facet_categories(need)
+            "SELECT 0 AS kind, p.rowid, 69.09 * sqrt(p.dist2), p.score, pl.doc, p.categories, "
+            f"NULL AS n FROM (SELECT rowid, dist2, score, categories FROM f ORDER BY {order} "
+            "LIMIT :limit OFFSET :offset) p JOIN search_payload pl ON pl.rowid = p.rowid"]
         if want_facets:
-            # One pass over the matches counts every facet (categories included).
-            for i, cid in enumerate(facet_ids):
-                params[f"fc{i}"] = f" {cid} "
-            sums_sql = [f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS] + [
-                f"coalesce(sum(instr(categories, :fc{i}) > 0), 0)"
-                for i in range(len(facet_ids))]
-            parts.append("SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, 'sums', "
-                         + " || ',' || ".join(sums_sql) + " FROM f")
-        distance_filter = "WHERE d.is_area = 1 OR d.dist <= :radius" if place is not None \
+            parts.append("SELECT 3, NULL, NULL, NULL, "
+                         + " || ',' || ".join(f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS)
+                         + ", categories, count(*) FROM f GROUP BY categories")
+        else:
+            parts.append("SELECT 1, NULL, NULL, NULL, NULL, NULL, count(*) FROM f")
+        distance_filter = "WHERE d.is_area = 1 OR d.dist2 <= :radius2" if place is not None \
             else ""
-        sql = (f"WITH {text_cte}g AS MATERIALIZED (SELECT d.rowid AS rowid, {distance} AS dist, "
+        # The distance is named once in the inner select; SQLite flattens it into f, so each
+        # match is read from search_doc once and written once.
+        sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, d.dist2 AS dist2, "
+               f"{score} AS score, d.flags AS flags, d.capacity_status AS capacity_status, "
+               f"d.categories AS categories FROM (SELECT d.rowid AS rowid, {distance} AS dist2, "
                "d.is_area AS is_area, d.categories AS categories, d.languages AS languages, "
-               "d.cost AS cost, d.capacity_status AS capacity_status, "
+               "d.cost AS cost, d.flags AS flags, d.capacity_status AS capacity_status, "
                "d.verified_at AS verified_at, d.open_certain AS open_certain, "
-               f"d.name_lc AS name_lc FROM {source} WHERE {' AND '.join(where)}), "
-               f"f AS MATERIALIZED (SELECT d.rowid AS rowid, d.dist AS dist, {score} AS score, "
-               "d.cost AS cost, d.languages AS languages, d.capacity_status AS capacity_status, "
-               "d.categories AS categories "
-               f"FROM g d {distance_filter}) " + " UNION ALL ".join(parts))
+               f"d.name_lc AS name_lc, {'h.text_hit' if text_hit == 'd.text_hit' else '0'} "
+               f"AS text_hit FROM {source} WHERE {' AND '.join(where)}) d "
+               f"{distance_filter}) " + " UNION ALL ".join(parts))
         rows: list[dict[str, Any]] = []
         total = 0
-        category_counts: list[tuple[str, int]] = []
-        sums: dict[str, int] = {}
-        names = [k for k, _ in FACET_SUMS]
-        for r in conn.exec_driver_sql(sql, params):
-            kind, pos, rowid, dist, score_value, doc, categories, key, n = r
+        category_counts: dict[str, int] = {}
+        sums = dict.fromkeys((k for k, _ in FACET_SUMS), 0)
+        names = list(sums)
+        for kind, rowid, dist, score_value, doc, categories, n in conn.exec_driver_sql(
+                sql, params):
             if kind == 0:
-                rows.append({"pos": pos, "rowid": rowid, "dist": dist, "score": score_value,
+                rows.append({"rowid": rowid, "dist": dist, "score": score_value,
                              "doc": doc, "categories": categories})
             elif kind == 1:
                 total = n
             else:
-                values = list(map(int, str(n).split(",")))
-                sums = dict(zip(names, values[:len(names)], strict=True))
-                category_counts = list(zip(facet_ids, values[len(names):], strict=True))
-        rows.sort(key=lambda r: r["pos"])
+                total += n
+                for name, value in zip(names, map(int, doc.split(",")), strict=True):
+                    sums[name] += value
+                if want_facets:
+                    for cid in categories.split():
+                        category_counts[cid] = category_counts.get(cid, 0) + n
+        if query.sort == "relevance" or place is None:
+            rows.sort(key=lambda r: (-r["score"], r["rowid"]))
+        else:
+            rows.sort(key=lambda r: (r["dist"] is None, r["dist"] or 0.0, -r["score"],
+                                     r["rowid"]))
         facets: dict[str, list[FacetCount]] = {}
         if want_facets and total:
-            facets = _facets(category_counts, sums, need)
+            facet_ids = _facet_categories(need)
+            facets = _facets([(cid, category_counts.get(cid, 0)) for cid in facet_ids], sums,
+                             need)
         return rows, total, facets
+
+    @staticmethod
+    def _any(conn: Connection, clause: str, place_clause: str | None) -> bool:
+        """Whether any document matches the clause (within the place)."""
+        return conn.exec_driver_sql(
+            "SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT 1",
+            (f"({clause})" + (f" AND ({place_clause})" if place_clause else ""),)
+        ).first() is not None
 
     def _near_misses(self, conn: Connection, query: SearchQuery, place: Place, need: Need,
                      need_clause: NeedMatch | None, found: list[dict[str, Any]], now: datetime
@@ -680,8 +790,7 @@ class SqliteSearchBackend:
         for row in rows:
             if row["rowid"] in seen:
                 continue
-            doc = json.loads(row["doc"])
-            missed = mismatches(doc, query)
+            missed = mismatches(_doc(row), query)
             if row["dist"] is not None and row["dist"] > query.radius_mi:
                 from service.search.schemas import Note
                 missed.insert(0, Note(code="distance", params={
@@ -695,7 +804,7 @@ class SqliteSearchBackend:
 
     def _result(self, row: dict[str, Any], query: SearchQuery, need: Need,
                 now: datetime) -> SearchResult:
-        return build_result(json.loads(row["doc"]), distance=row["dist"], score=row["score"],
+        return build_result(_doc(row), distance=row["dist"], score=row["score"],
                             categories=row["categories"].split(), query=query, need=need,
                             now=now)
 

@@ -239,3 +239,35 @@ def test_an_index_of_an_older_format_is_rebuilt(directory: Database) -> None:
     settings = Settings(database_url=str(directory.url), environment="test")
     assert ensure_current_index(settings, directory) == 12
     assert backend.is_current() and ensure_current_index(settings, directory) is None
+
+
+def test_naming_no_language_earns_no_language_bonus(sqlite_db: Database,
+                                                    tmp_path: Path) -> None:
+    """Twins at one spot, one listing English and one naming no language: without a client
+    language they score alike; with "en" the English one leads. (The embedded engine once gave
+    the bonus to every listing naming no language when the client named none.)"""
+    package = search_package()
+    for key, languages in (("twin-none", ()), ("twin-en", ("en",))):
+        package.add("organization", id=f"org-{key}", name=f"{key} Inc", description="Provider")
+        package.add("service", id=key, organization_id=f"org-{key}", name="Twin Tax Help",
+                    description="Free tax preparation", status="active", x_categories="1150")
+        package.add("location", id=f"loc-{key}", organization_id=f"org-{key}", name="Site",
+                    location_type="physical", latitude=38.913, longitude=-77.019)
+        package.add("service_at_location", id=f"sal-{key}", service_id=key,
+                    location_id=f"loc-{key}")
+        for i, code in enumerate(languages):
+            package.add("language", id=f"lang-{key}-{i}", service_id=key, code=code)
+    load(sqlite_db, package.write(tmp_path / "pkg"), source="city")
+    settings = Settings(database_url=str(sqlite_db.url), environment="test", demo_notice=False,
+                        geocode_cache_path=tmp_path / "geocode.sqlite")
+    with TestClient(create_app(settings)) as client:
+        def scores(**extra: str) -> dict[str, float]:
+            answer = client.get("/api/v1/search", params={"category": "1150", "near": "20001",
+                                                           **extra})
+            assert answer.status_code == 200, answer.text
+            return {r["source_id"]: r["score"] for r in answer.json()["results"]}
+
+        plain = scores()
+        assert plain["twin-none"] == plain["twin-en"]
+        english = scores(language="en")
+        assert english["twin-en"] > english["twin-none"]
