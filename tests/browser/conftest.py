@@ -56,11 +56,7 @@ def page(browser: Any, live_url: str, problems: list[str]) -> Iterator[Any]:
     """A fresh desktop-sized tab; fails the test on any script error, dialog or console error."""
     context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
-    tab.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
-                                     dialog.dismiss()))
-    tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-           if msg.type == "error" else None)
+    live.watch(tab, problems)
     yield tab
     context.close()
     assert problems == [], problems

@@ -100,3 +100,23 @@ def launch(playwright: Any) -> Any:
     """Debian's Chromium, headless."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                       args=CHROMIUM_ARGS)
+
+
+def watch(tab: Any, problems: list[str], who: str = "") -> None:
+    """Note every script error, dialog and console error (a CSP refusal is one) of `tab` in
+    `problems`, which the test then asserts empty."""
+    prefix = f"{who}: " if who else ""
+    tab.on("pageerror", lambda exc: problems.append(f"{prefix}script error: {exc}"))
+    tab.on("dialog", lambda dialog: (problems.append(f"{prefix}dialog: {dialog.message}"),
+                                     dialog.dismiss()))
+    tab.on("console", lambda msg: problems.append(f"{prefix}console {msg.type}: {msg.text}")
+           if msg.type == "error" else None)
+
+
+def sign_in(tab: Any, username: str, password: str) -> None:
+    """Sign in through the page, as a person would."""
+    tab.goto("/login")
+    tab.get_by_label("Username").fill(username)
+    tab.get_by_label("Password").fill(password)
+    with tab.expect_navigation():
+        tab.get_by_role("button", name="Sign in").click()

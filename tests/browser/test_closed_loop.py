@@ -75,11 +75,7 @@ def loop_site(chromium_ready: None,
 
 
 def sign_in(tab: Any, username: str) -> None:
-    tab.goto("/login")
-    tab.get_by_label("Username").fill(username)
-    tab.get_by_label("Password").fill(PASSWORD)
-    with tab.expect_navigation():
-        tab.get_by_role("button", name="Sign in").click()
+    live.sign_in(tab, username, PASSWORD)
 
 
 def open_tab(browser: Any, site: dict[str, Any], problems: list[str], username: str | None,
@@ -88,11 +84,7 @@ def open_tab(browser: Any, site: dict[str, Any], problems: list[str], username: 
     `username`; script errors, dialogs and console errors (a CSP refusal is one) are noted."""
     context = browser.new_context(base_url=site["url"], viewport={"width": width, "height": 900})
     tab = context.new_page()
-    tab.on("pageerror", lambda exc: problems.append(f"{username}: script error: {exc}"))
-    tab.on("dialog", lambda dialog: (problems.append(f"{username}: dialog: {dialog.message}"),
-                                     dialog.dismiss()))
-    tab.on("console", lambda msg: problems.append(f"{username}: console {msg.type}: {msg.text}")
-           if msg.type == "error" else None)
+    live.watch(tab, problems, who=username or "")
     if username:
         sign_in(tab, username)
     return context, tab

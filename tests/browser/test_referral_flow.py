@@ -76,11 +76,7 @@ def staff_site(chromium_ready: None,
 
 
 def sign_in(tab: Any, username: str) -> None:
-    tab.goto("/login")
-    tab.get_by_label("Username").fill(username)
-    tab.get_by_label("Password").fill(PASSWORD)
-    with tab.expect_navigation():
-        tab.get_by_role("button", name="Sign in").click()
+    live.sign_in(tab, username, PASSWORD)
 
 
 @pytest.fixture
@@ -91,11 +87,7 @@ def staff_page(browser: Any, staff_site: dict[str, Any],
     context = browser.new_context(base_url=staff_site["url"],
                                   viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
-    tab.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
-                                     dialog.dismiss()))
-    tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-           if msg.type == "error" else None)
+    live.watch(tab, problems)
     sign_in(tab, "casey")
     yield tab
     context.close()
