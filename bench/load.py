@@ -121,9 +121,29 @@ def prepare_sqlite(directory: str, *, out: Path, work: Path, shared: Path,
         os.replace(building, cached)
         echo(f"  directory {directory} built in {time.perf_counter() - started:.0f} s "
              f"({cached})")
+    _current_index(cached, echo)
     target = work / "signpost.db"
     shutil.copy(cached, target)
     return f"sqlite:///{target}"
+
+
+def _current_index(path: Path, echo: Callable[[str], None]) -> None:
+    """Bring a cached directory up to this version, as `signpost serve` does before its
+    workers start: migrations, and a rebuild of a search index of an older format."""
+    from service.config import Settings
+    from service.db import Database
+    from service.search.service import ensure_current_index
+
+    url = f"sqlite:///{path}"
+    db = Database(url)
+    try:
+        db.migrate()
+        started = time.perf_counter()
+        if ensure_current_index(Settings(database_url=url), db) is not None:
+            echo(f"  search index of an older format rebuilt in "
+                 f"{time.perf_counter() - started:.0f} s")
+    finally:
+        db.dispose()
 
 
 def prepare_url(database_url: str, directory: str, *, out: Path, shared: Path,
