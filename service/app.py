@@ -75,6 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.settings = settings
         app.state.search = make_backend(settings, db)
+        stale = getattr(app.state.search, "stale_format", lambda: None)()
+        if stale is not None:  # every search would fail on the old layout: say so, now
+            raise RuntimeError(f"the search index has format {stale}, written by an older "
+                               "version of Signpost: run `signpost index rebuild` (`signpost "
+                               "serve` rebuilds it before starting its workers)")
         app.state.geocoder = make_geocoder(settings)
         _warm_up(app)
         delivery = _start_delivery(settings, db)

@@ -252,6 +252,14 @@ class SqliteSearchBackend:
         return conn.exec_driver_sql(
             "SELECT value FROM search_meta WHERE key = 'generation'").scalar_one()
 
+    def stale_format(self) -> int | None:
+        """The format of an index written by an older version (None when current or never
+        rebuilt): the app refuses to serve it, `signpost serve` rebuilds it first."""
+        with self.db.engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT value FROM search_meta WHERE key = 'format'").scalar()
+        return found if found is not None and found != INDEX_FORMAT else None
+
     def is_current(self) -> bool:
         """Whether the index on disk has this version's format (else: rebuild it)."""
         with self.db.engine.connect() as conn:

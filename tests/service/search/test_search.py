@@ -271,3 +271,27 @@ def test_naming_no_language_earns_no_language_bonus(sqlite_db: Database,
         assert plain["twin-none"] == plain["twin-en"]
         english = scores(language="en")
         assert english["twin-en"] > english["twin-none"]
+
+
+def test_the_app_refuses_an_index_of_an_older_format(directory: Database,
+                                                     tmp_path: Path) -> None:
+    """Served directly (uvicorn) over an index an older version wrote, every search would be a
+    500: the app refuses to start and says what to run; `ensure_current_index` (what `signpost
+    serve` does first) rebuilds it and the app serves again."""
+    from sqlalchemy import text
+
+    from service.search.service import ensure_current_index
+    from service.search.sqlite import INDEX_FORMAT
+
+    settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
+                        geocode_cache_path=tmp_path / "geocode.sqlite")
+    with directory.engine.begin() as conn:
+        conn.execute(text("INSERT INTO search_meta VALUES ('format', :old) ON CONFLICT (key) "
+                          "DO UPDATE SET value = excluded.value"), {"old": INDEX_FORMAT - 1})
+    with pytest.raises(RuntimeError, match="signpost index rebuild"):
+        with TestClient(create_app(settings)):
+            pass
+    assert ensure_current_index(settings, directory)
+    with TestClient(create_app(settings)) as client:
+        assert "Capitol Food Pantry" in names(client.get("/api/v1/search", params={
+            "q": "food pantry", "near": "20001"}))
