@@ -304,34 +304,39 @@ PROTECTED = sorted(key for key in MATRIX
                    if key in RULES and not RULES[key].is_public and not key.startswith("MOUNT"))
 
 
+def call(world: World, http: TestClient, key: str, caller: str,
+         body: dict[str, Any] | None, **more_ids: Any):  # noqa: ANN201
+    """Call route `key` as `caller` on agency A's and organization 0's records, with `body`
+    ("{name}" values filled from the world's ids and `more_ids`; a partner sends the body's
+    PARTNER_BODY instead when it has one). Pages get form fields and ask for HTML."""
+    method = key.split(" ", 1)[0]
+    ids = world.ids | {"user_id": world.users[USER_FOR.get(key, "cm_a")],
+                       "organization_id": world.ids["org0"], "service_id": world.ids["svc0"],
+                       "location_id": world.ids["loc0"],
+                       "service_at_location_id": world.ids["sal0"]} | more_ids
+    path = _path(key, ids) + _path("GET " + QUERY.get(key, ""), ids)
+    is_page = not path.startswith(("/api/", "/hsds/"))
+    headers = _headers(world, caller) | ({"accept": "text/html"} if is_page else {})
+    if body is None or method == "GET":
+        return http.request(method, path, headers=headers)
+    chosen = body.get(PARTNER_BODY, body) if caller.startswith("partner") else body
+    filled = {k: _fill(v, ids) for k, v in chosen.items() if k != PARTNER_BODY}
+    if is_page:
+        return http.request(method, path, headers=headers,
+                            data={k: str(v) for k, v in filled.items()})
+    return http.request(method, path, headers=headers, json=filled)
+
+
 @pytest.mark.parametrize("key", PROTECTED)
 def test_each_caller_is_allowed_or_refused_as_the_matrix_says(
         cell_world: tuple[World, TestClient], key: str) -> None:
     world, http = cell_world
     allowed, body = MATRIX[key]
-    method = key.split(" ", 1)[0]
-    ids = world.ids | {"user_id": world.users[USER_FOR.get(key, "cm_a")],
-                       "organization_id": world.ids["org0"], "service_id": world.ids["svc0"],
-                       "location_id": world.ids["loc0"],
-                       "service_at_location_id": world.ids["sal0"]}
-    path = _path(key, ids) + _path("GET " + QUERY.get(key, ""), ids)
-    is_page = not path.startswith(("/api/", "/hsds/"))
     wrong = []
     # Refused callers first, then the allowed ones: a write by an allowed caller cannot
     # open a gate for a refused one.
     for caller in sorted(CALLERS, key=lambda c: c in allowed):
-        headers = _headers(world, caller)
-        if is_page:
-            headers["accept"] = "text/html"
-        kwargs: dict[str, Any] = {}
-        if body is not None and method != "GET":
-            chosen = body.get(PARTNER_BODY, body) if caller.startswith("partner") else body
-            filled = {k: _fill(v, ids) for k, v in chosen.items() if k != PARTNER_BODY}
-            if is_page:
-                kwargs["data"] = {k: str(v) for k, v in filled.items()}
-            else:
-                kwargs["json"] = filled
-        response = http.request(method, path, headers=headers, **kwargs)
+        response = call(world, http, key, caller, body)
         assert response.status_code < 500, (key, caller, response.text[:300])
         refused = _refused(response, caller, key)
         if refused == (caller in allowed):

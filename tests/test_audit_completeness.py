@@ -24,17 +24,7 @@ from service.app import create_app
 from service.audit.tables import audit_event
 from service.config import Settings
 from service.db import Database
-from tests.test_access_matrix import (
-    MATRIX,
-    PARTNER_BODY,
-    QUERY,
-    USER_FOR,
-    World,
-    _build_world,
-    _fill,
-    _headers,
-    _path,
-)
+from tests.test_access_matrix import MATRIX, World, _build_world, _headers, call
 
 # Who makes each write (the first of these the matrix lets through).
 PREFERENCE = ("cm_a", "partner0", "supervisor", "admin")
@@ -103,25 +93,9 @@ def _version(http: TestClient, service_id: str) -> str:
 
 def _call(world: World, http: TestClient, key: str, caller: str):  # noqa: ANN202
     _, body = MATRIX[key]
-    method = key.split(" ", 1)[0]
-    ids = world.ids | {"supervisor_id": world.users["supervisor"],
-                       "svc0_version": _version(http, world.ids["svc0"]),
-                       "user_id": world.users[USER_FOR.get(key, "cm_a")],
-                       "organization_id": world.ids["org0"], "service_id": world.ids["svc0"],
-                       "location_id": world.ids["loc0"],
-                       "service_at_location_id": world.ids["sal0"]}
-    path = _path(key, ids) + _path("GET " + QUERY.get(key, ""), ids)
-    is_page = not path.startswith("/api/")
-    headers = _headers(world, caller) | ({"accept": "text/html"} if is_page else {})
-    chosen = dict(CHANGING.get(key, body) or {})
-    if caller.startswith("partner") and PARTNER_BODY in chosen:
-        chosen = chosen[PARTNER_BODY]
-    filled = {k: _fill(v, ids) for k, v in chosen.items() if k != PARTNER_BODY}
-    if is_page:
-        return http.request(method, path, headers=headers,
-                            data={k: str(v) for k, v in filled.items()})
-    return http.request(method, path, headers=headers,
-                        json=filled if body is not None else None)
+    return call(world, http, key, caller, CHANGING.get(key, body),
+                supervisor_id=world.users["supervisor"],
+                svc0_version=_version(http, world.ids["svc0"]))
 
 
 @pytest.mark.parametrize("key", WRITES)

@@ -252,20 +252,21 @@ class SqliteSearchBackend:
         return conn.exec_driver_sql(
             "SELECT value FROM search_meta WHERE key = 'generation'").scalar_one()
 
+    def _stored_format(self) -> int | None:
+        """The format the index on disk was last rebuilt with (None: never rebuilt)."""
+        with self.db.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT value FROM search_meta WHERE key = 'format'").scalar()
+
     def stale_format(self) -> int | None:
         """The format of an index written by an older version (None when current or never
         rebuilt): the app refuses to serve it, `signpost serve` rebuilds it first."""
-        with self.db.engine.connect() as conn:
-            found = conn.exec_driver_sql(
-                "SELECT value FROM search_meta WHERE key = 'format'").scalar()
+        found = self._stored_format()
         return found if found is not None and found != INDEX_FORMAT else None
 
     def is_current(self) -> bool:
         """Whether the index on disk has this version's format (else: rebuild it)."""
-        with self.db.engine.connect() as conn:
-            found = conn.exec_driver_sql(
-                "SELECT value FROM search_meta WHERE key = 'format'").scalar()
-        return found == INDEX_FORMAT
+        return self._stored_format() == INDEX_FORMAT
 
     def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
         """Insert documents (whose services have no documents yet) in batches."""
