@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from indexer.records import RECORD_TABLES
 from indexer.staging import STAGED_TABLES, Stage, columns_of
-from service.db import Database
+from service.db import DEFAULT_CACHE_KIB, Database
 from service.directory.tables import edit_conflict, hsds_tables
 
 # Parents before children, so every foreign key finds its row.
@@ -57,6 +57,7 @@ ROW_FIELD = "*"  # `edit_conflict.field` of a conflict about a whole child row
 OWNERS = (("service_at_location_id", "service_at_location"), ("location_id", "location"),
           ("service_id", "service"), ("organization_id", "organization"))
 PROVENANCE = ("id", "record_source", "record_source_id", "row_hash")
+APPLY_CACHE_KIB = -524288  # 512 MiB of SQLite page cache while applying (negative: KiB)
 
 
 @dataclass
@@ -95,6 +96,10 @@ class Applier:
         if self.db.is_sqlite:
             raw = conn.connection.dbapi_connection
             raw.execute("ATTACH DATABASE ? AS stg", (str(self.stage.path),))
+            # Rows arrive in random id order: a large page cache keeps the directory's indexes
+            # in memory while they grow, rather than writing and re-reading their pages (a
+            # third of the apply at 400k rows). Restored on exit: the connection is pooled.
+            raw.execute(f"PRAGMA main.cache_size = {APPLY_CACHE_KIB}")
             # Comparing the stage with the directory only reads the directory (and writes the
             # stage's own file), so it runs before the write lock is taken: the lock is then
             # held just for the rows that really change.
@@ -117,7 +122,9 @@ class Applier:
                 self.conn.rollback()
         finally:
             if self.db.is_sqlite:
-                self.conn.connection.dbapi_connection.execute("DETACH DATABASE stg")
+                raw = self.conn.connection.dbapi_connection
+                raw.execute("DETACH DATABASE stg")
+                raw.execute(f"PRAGMA main.cache_size = {DEFAULT_CACHE_KIB}")
             self.conn.close()
 
     def staged(self, table: str) -> str:

@@ -132,7 +132,7 @@ def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
                                         table="location", source_id=source_id)
             continue
         updates.append((point.lat, point.lon, point.precision, loc_id))
-    stage.conn.executemany("UPDATE location SET latitude = ?, longitude = ?, "
+    stage.update_many("UPDATE location SET latitude = ?, longitude = ?, "
                            "geocode_precision = ? WHERE id = ?", updates)
 
 
@@ -150,7 +150,7 @@ def _zip_from_coordinates(stage: Stage) -> None:
         found = tables.nearest_zip(lat, lon)
         if found is not None:
             updates.append((found.zip, address_id))
-    stage.conn.executemany("UPDATE address SET postal_code = ? WHERE id = ?", updates)
+    stage.update_many("UPDATE address SET postal_code = ? WHERE id = ?", updates)
 
 
 def _time_zones(stage: Stage) -> None:
@@ -164,7 +164,7 @@ def _time_zones(stage: Stage) -> None:
         if key not in cache:
             cache[key] = timezone_for(lat, lon)
         updates.append((cache[key], loc_id))
-    stage.conn.executemany("UPDATE location SET time_zone = ? WHERE id = ?", updates)
+    stage.update_many("UPDATE location SET time_zone = ? WHERE id = ?", updates)
 
 
 def _protect_confidential(stage: Stage) -> None:
@@ -193,7 +193,7 @@ def _categories_from_attributes(stage: Stage) -> None:
         for category_id in memo[key]:
             pairs.add((service_id, category_id))
     existing = set(stage.query("SELECT service_id, category_id FROM service_category"))
-    stage.conn.executemany("INSERT INTO service_category VALUES (?, ?)",
+    stage.update_many("INSERT INTO service_category VALUES (?, ?)",
                            sorted(pairs - existing))
 
 

@@ -80,6 +80,17 @@ class Stage:
         """Append rows given as tuples in `columns_of(table)` order, plus origin columns."""
         self.conn.executemany(self._insert_sql[table], rows)
 
+    def update_many(self, sql: str, rows: Iterable[tuple]) -> None:
+        """Run one statement per row, all in one transaction (after `commit` the connection
+        autocommits, and a transaction per row costs five times the work itself)."""
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(sql, rows)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
     def commit(self) -> None:
         """End the staging write transaction and index ids for the checks that follow."""
         self.conn.execute("COMMIT")

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
+DEFAULT_CACHE_KIB = -65536  # SQLite page cache per connection: 64 MiB (negative: KiB)
 
 
 class _NoResultRows(logging.Filter):
@@ -74,7 +75,7 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size={DEFAULT_CACHE_KIB}")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.close()

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
@@ -96,6 +99,11 @@ SCHEMA = [
     """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
     "DROP TABLE IF EXISTS {p}search_doc_category",  # facets are counted from categories now
 ]
+REBUILD_BATCH = 25000  # services per write transaction of a rebuild
+# A rebuild of at least this many services builds its documents in other processes while this
+# one writes them (building is half the work, and pure Python); below it, starting a process
+# costs more than it saves.
+PARALLEL_REBUILD_MIN = 20000
 TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
 
 
@@ -135,6 +143,54 @@ def _home(doc: SearchDocument) -> tuple[int, int]:
         return OTHER_BASE, OTHER_END
     start = geo.cell(doc.lat, doc.lon, geo.PRECISIONS[-1]) << CELL_SEQ_BITS
     return start, start + (1 << CELL_SEQ_BITS)
+
+
+class IndexRows(NamedTuple):
+    """What one document writes to the index tables, but its rowid: built apart from the
+    writing, so a large rebuild can build them in another process (see `_rebuild_rows`)."""
+
+    home: tuple[int, int]  # the rowid range it belongs in
+    doc: tuple  # search_doc's DOC_COLUMNS
+    payload: str  # search_payload.doc
+    fts: tuple[str, str, str, str]  # name, organization, body, tags
+    point: tuple[float, float, float, float] | None  # the R*Tree box
+
+    @classmethod
+    def of(cls, doc: SearchDocument) -> IndexRows:
+        values = _row_values(doc)
+        point = None
+        if doc.lat is not None and doc.lon is not None:
+            point = (doc.lat, doc.lat, doc.lon, doc.lon)
+        return cls(_home(doc), tuple(values[c] for c in DOC_COLUMNS), values["doc"],
+                   (doc.name, doc.organization or "", doc.body(), doc.tags()), point)
+
+
+class _Rowids:
+    """Hands out each document's rowid in its cell's range (see CELL_SEQ_BITS), asking the
+    index for a range's last rowid once; an index being built from empty (`fresh`) has none
+    to ask for, which saves a query per document at 400k places."""
+
+    def __init__(self, prefix: str = "", *, fresh: bool = False) -> None:
+        self.prefix = prefix
+        self.fresh = fresh
+        self.next_in: dict[int, int] = {}  # range start -> the next free rowid in it
+
+    def next(self, raw: Any, home: tuple[int, int]) -> int:
+        start, end = home
+        rowid = self._next_free(raw, start, end)
+        if rowid >= end:  # a full cell: anywhere is correct, only slower
+            rowid = self._next_free(raw, OTHER_BASE, OTHER_END)
+            start = OTHER_BASE
+        self.next_in[start] = rowid + 1
+        return rowid
+
+    def _next_free(self, raw: Any, start: int, end: int) -> int:
+        if start not in self.next_in:
+            last = None if self.fresh else raw.execute(
+                f"SELECT max(rowid) FROM {self.prefix}search_doc WHERE rowid >= ? AND rowid < ?",
+                (start, end)).fetchone()[0]
+            self.next_in[start] = start if last is None else last + 1
+        return self.next_in[start]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -268,32 +324,19 @@ class SqliteSearchBackend:
         """Whether the index on disk has this version's format (else: rebuild it)."""
         return self._stored_format() == INDEX_FORMAT
 
-    def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "") -> int:
+    def _write(self, conn: Connection, docs: Iterable[SearchDocument], prefix: str = "",
+               rowids: _Rowids | None = None) -> int:
         """Insert documents (whose services have no documents yet) in batches."""
+        return self._write_rows(conn, map(IndexRows.of, docs), prefix, rowids)
+
+    def _write_rows(self, conn: Connection, rows: Iterable[IndexRows], prefix: str = "",
+                    rowids: _Rowids | None = None) -> int:
+        """Insert documents' prepared rows, each given its rowid here."""
         self._bump(conn)
         raw = conn.connection.dbapi_connection
-        next_in: dict[int, int] = {}  # range start -> the next free rowid in it
-
-        def rowid_for(doc: SearchDocument) -> int:
-            start, end = _home(doc)
-            if start not in next_in:
-                last = raw.execute(f"SELECT max(rowid) FROM {prefix}search_doc WHERE rowid >= ? "
-                                   "AND rowid < ?", (start, end)).fetchone()[0]
-                next_in[start] = start if last is None else last + 1
-            rowid = next_in[start]
-            if rowid >= end:  # a full cell: anywhere is correct, only slower
-                return rowid_for_other()
-            next_in[start] = rowid + 1
-            return rowid
-
-        def rowid_for_other() -> int:
-            if OTHER_BASE not in next_in:
-                last = raw.execute(f"SELECT max(rowid) FROM {prefix}search_doc WHERE rowid >= "
-                                   "?", (OTHER_BASE,)).fetchone()[0]
-                next_in[OTHER_BASE] = OTHER_BASE if last is None else last + 1
-            next_in[OTHER_BASE] += 1
-            return next_in[OTHER_BASE] - 1
-
+        if rowids is None:
+            rowids = _Rowids(prefix)
+        rowid_for = rowids.next
         cols = ", ".join(("rowid",) + DOC_COLUMNS)
         marks = ", ".join("?" for _ in range(len(DOC_COLUMNS) + 1))
         n = 0
@@ -313,15 +356,13 @@ class SqliteSearchBackend:
             for rows in batch.values():
                 rows.clear()
 
-        for doc in docs:
-            values = _row_values(doc)
-            rowid = rowid_for(doc)
-            batch["doc"].append((rowid,) + tuple(values[c] for c in DOC_COLUMNS))
-            batch["payload"].append((rowid, values["doc"]))
-            batch["fts"].append((rowid, doc.name, doc.organization or "", doc.body(),
-                                 doc.tags()))
-            if doc.lat is not None and doc.lon is not None:
-                batch["point"].append((rowid, doc.lat, doc.lat, doc.lon, doc.lon))
+        for row in rows:
+            rowid = rowid_for(raw, row.home)
+            batch["doc"].append((rowid, *row.doc))
+            batch["payload"].append((rowid, row.payload))
+            batch["fts"].append((rowid, *row.fts))
+            if row.point is not None:
+                batch["point"].append((rowid, *row.point))
             n += 1
             if len(batch["doc"]) >= 2000:
                 flush()
@@ -385,12 +426,12 @@ class SqliteSearchBackend:
         with self.db.session() as session:
             ids = list(session.execute(select(service.c.id).order_by(service.c.id)).scalars())
         written = 0
-        for start in range(0, len(ids), 5000):
+        rowids = _Rowids("new_", fresh=True)
+        for rows in _rebuild_rows(self.db, ids):
             # Short write transactions: partner edits can commit between batches.
             with self.db.engine.connect() as conn:
                 conn.execution_options(sqlite_write=True)
-                written += self._write(conn, build_documents(conn, ids[start:start + 5000]),
-                                       prefix="new_")
+                written += self._write_rows(conn, rows, prefix="new_", rowids=rowids)
                 conn.commit()
         self._merge_segments(prefix="new_")
         with self.db.engine.connect() as conn:
@@ -840,3 +881,44 @@ class SqliteSearchBackend:
         return out[:limit]
 
 
+
+
+def _rebuild_rows(db: Database, ids: list[str]) -> Iterator[list[IndexRows]]:
+    """The index rows of these services, a batch of REBUILD_BATCH services at a time, in order.
+
+    A large rebuild builds them in worker processes (a batch or two ahead of the writer), so
+    the building and the writing use two cores; the workers only read the directory.
+    """
+    chunks = [ids[i:i + REBUILD_BATCH] for i in range(0, len(ids), REBUILD_BATCH)]
+    workers = min(max(1, (os.cpu_count() or 1) - 1), 3, len(chunks))
+    if len(ids) < PARALLEL_REBUILD_MIN or (os.cpu_count() or 1) < 2:
+        for chunk in chunks:
+            with db.engine.connect() as conn:
+                yield [IndexRows.of(doc) for doc in build_documents(conn, chunk)]
+        return
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending: deque[Future[list[IndexRows]]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_build_rows_in_worker, db.url, chunk))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_worker_db: Database | None = None
+
+
+def _build_rows_in_worker(url: str, ids: list[str]) -> list[IndexRows]:
+    """In a rebuild's worker process: the index rows of these services."""
+    global _worker_db
+    if _worker_db is None or _worker_db.url != url:
+        _worker_db = Database(url)
+    with _worker_db.engine.connect() as conn:
+        return [IndexRows.of(doc) for doc in build_documents(conn, ids)]

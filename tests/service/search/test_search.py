@@ -209,6 +209,34 @@ def test_rebuild_keeps_every_document(directory: Database) -> None:
     assert backend.count() == before
 
 
+def _index_snapshot(db: Database) -> dict[str, list[tuple]]:
+    with db.engine.connect() as conn:
+        return {table: [tuple(r) for r in conn.exec_driver_sql(
+                    f"SELECT * FROM {table} ORDER BY rowid")]
+                for table in ("search_doc", "search_payload", "search_point")} | {
+            "fts": [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT rowid, name, organization, body, tags FROM search_fts ORDER BY rowid")],
+            "pantry": [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT rowid FROM search_fts WHERE search_fts MATCH 'pantry' ORDER BY rowid")]}
+
+
+def test_a_rebuild_built_in_worker_processes_gives_the_same_index(
+        directory: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large rebuild builds documents in other processes: the index it writes is the one a
+    rebuild in this process writes, rowids included."""
+    from service.search import sqlite
+
+    backend = SqliteSearchBackend(directory)
+    backend.rebuild()
+    serial = _index_snapshot(directory)
+    monkeypatch.setattr(sqlite, "PARALLEL_REBUILD_MIN", 1)
+    monkeypatch.setattr(sqlite, "REBUILD_BATCH", 5)  # 12 services: three batches
+    monkeypatch.setattr(sqlite.os, "cpu_count", lambda: 4)  # two workers even on one core
+    assert backend.rebuild() == 12
+    assert _index_snapshot(directory) == serial
+    assert len(serial["search_doc"]) == 12 and serial["pantry"]
+
+
 def test_suggest_and_categories(api: TestClient) -> None:
     suggestions = api.get("/api/v1/suggest", params={"q": "food pa"}).json()
     assert suggestions[0] == {"kind": "category", "id": "1130", "label": "Food Pantry"}
