@@ -25,15 +25,15 @@ from indexer import enrich
 from indexer.apply import Applier
 from indexer.loaders import find_loader
 from indexer.normalize import Normalizer
+from indexer.reading import read_into_stage
 from indexer.records import FOREIGN_KEYS, RECORD_TABLES, Problem, Problems
-from indexer.staging import STAGED_TABLES, Stage, columns_of, needs_conversion, to_sql_value
+from indexer.staging import STAGED_TABLES, Stage
 from service.db import Database
 from service.directory.tables import import_run
 
 log = logging.getLogger(__name__)
 
 DEACTIVATION_LIMIT = 0.2
-BATCH = 5000
 
 Progress = Callable[[str, int], None]
 
@@ -149,7 +149,7 @@ def load(
     try:
         normalizer = Normalizer(source, report.problems)
         clock = _Clock(report)
-        _fill_stage(stage, loader.read(path, report.problems), normalizer, report, progress)
+        read_into_stage(stage, loader, path, normalizer, report, progress)
         clock.lap("read")
         normalizer.report_totals(path.name)
         stage.commit()
@@ -209,50 +209,6 @@ def load(
     clock.lap("index")
     _finish_run(db, report)
     return report
-
-
-def _fill_stage(stage: Stage, rows: Any, normalizer: Normalizer, report: RunReport,
-                progress: Progress | None) -> None:
-    buffers: dict[str, list[tuple]] = {name: [] for name in STAGED_TABLES}
-    column_lists = {name: columns_of(name) for name in STAGED_TABLES}
-    # Only JSON, date-time and boolean columns need converting for SQLite; the rest pass as is.
-    converters = {
-        name: [(i, c.type) for i, c in enumerate(STAGED_TABLES[name].columns)
-               if needs_conversion(c.type)]
-        for name in STAGED_TABLES
-    }
-    seen = 0
-
-    def flush(table: str) -> None:
-        stage.insert_many(table, buffers[table])
-        buffers[table].clear()
-
-    for source_row in rows:
-        seen += 1
-        report.count(source_row.table, "read")
-        normalized = normalizer.normalize(source_row)
-        if normalized is None:
-            report.count(source_row.table, "skipped")
-            continue
-        for table, values in enrich.expand_row(source_row.table, normalized, source_row,
-                                               report.problems):
-            get = values.get
-            row = [get(c) for c in column_lists[table]]
-            for i, column_type in converters[table]:
-                if row[i] is not None:
-                    row[i] = to_sql_value(column_type, row[i])
-            if table != "service_category":
-                row += (source_row.file, source_row.line, source_row.path)
-            buffers[table].append(row)
-            if len(buffers[table]) >= BATCH:
-                flush(table)
-        if progress and seen % 20000 == 0:
-            progress("reading", seen)
-    for table in buffers:
-        if buffers[table]:
-            flush(table)
-    if progress:
-        progress("reading", seen)
 
 
 def _check_duplicates(stage: Stage, report: RunReport) -> None:

@@ -91,6 +91,19 @@ class Stage:
             raise
         self.conn.execute("COMMIT")
 
+    def copy_from(self, path: Path, tables: Iterable[str]) -> None:
+        """Append the rows of `tables` from another staging file (a reading worker's)."""
+        self.conn.execute("COMMIT")
+        self.conn.execute("ATTACH DATABASE ? AS part", (str(path),))
+        try:
+            self.conn.execute("BEGIN")
+            for table in tables:
+                self.conn.execute(f"INSERT INTO main.{table} SELECT * FROM part.{table}")
+            self.conn.execute("COMMIT")
+        finally:
+            self.conn.execute("DETACH DATABASE part")
+            self.conn.execute("BEGIN")
+
     def commit(self) -> None:
         """End the staging write transaction and index ids for the checks that follow."""
         self.conn.execute("COMMIT")

@@ -24,6 +24,11 @@ class Loader:
     format: str
     read: Callable[[Path, Problems], Iterator[SourceRow]]
     default_source: str
+    # A format of one file per table can list them (`files(path, problems)`, None when the
+    # input is not such a package), so that a large package is read by several processes,
+    # each file with the module's `read_csv_table`. `module` names that module.
+    files: Callable[[Path, Problems], list[tuple[str, Path]] | None] | None = None
+    module: str = ""
 
 
 class UnknownFormat(ValueError):
@@ -56,7 +61,8 @@ def find_loader(path: Path, format: str | None = None) -> Loader:
             )
         if not module.detect(path) and not format:
             continue
-        return Loader(module.FORMAT, module.read, _source_name(path))
+        return Loader(module.FORMAT, module.read, _source_name(path),
+                      getattr(module, "files", None), module.__name__)
     raise UnknownFormat(f"{path}: format not recognised; name one with --format "
                         f"({', '.join(FORMATS)})")
 

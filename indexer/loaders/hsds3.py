@@ -130,26 +130,33 @@ def _package_is_hsds3(package: Path) -> bool:
 
 def read(path: Path, problems: Problems) -> Iterator[SourceRow]:
     """Yield every HSDS row in the file or package at `path`."""
-    if path.is_dir() or path.name == "datapackage.json":
-        folder = path if path.is_dir() else path.parent
-        yield from _read_csv_package(folder, problems)
-    else:
+    tables = files(path, problems)
+    if tables is None:
         yield from _read_json(path, problems)
+        return
+    for table, file in tables:
+        yield from read_csv_table(file, table, problems)
 
 
 # --- CSV datapackage -------------------------------------------------------------------------
 
 
-def _read_csv_package(folder: Path, problems: Problems) -> Iterator[SourceRow]:
-    known = {name for files in CSV_FILES.values() for name in files} | IGNORED_FILES
+def files(path: Path, problems: Problems) -> list[tuple[str, Path]] | None:
+    """The tables of the CSV package at `path` and their files, in reading order (parents
+    first), each read with `read_csv_table`; None when `path` is JSON. Warns of CSV files that
+    are not HSDS tables."""
+    if not (path.is_dir() or path.name == "datapackage.json"):
+        return None
+    folder = path if path.is_dir() else path.parent
+    known = {name for names in CSV_FILES.values() for name in names} | IGNORED_FILES
     for extra in sorted(p.name for p in folder.glob("*.csv") if p.name not in known):
         problems.warning(extra, None, None, "not an HSDS 3.1 table; file ignored")
+    found = []
     for table, names in CSV_FILES.items():
-        for name in names:
-            file = folder / name
-            if file.exists():
-                yield from read_csv_table(file, table, problems)
-                break
+        file = next((folder / n for n in names if (folder / n).exists()), None)
+        if file is not None:
+            found.append((table, file))
+    return found
 
 
 def decode(file: Path, problems: Problems) -> str:

@@ -99,7 +99,8 @@ SCHEMA = [
     """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
     "DROP TABLE IF EXISTS {p}search_doc_category",  # facets are counted from categories now
 ]
-REBUILD_BATCH = 25000  # services per write transaction of a rebuild
+REBUILD_BATCH = 25000  # documents per write transaction of a rebuild (fewer, larger FTS segments)
+BUILD_CHUNK = 5000  # services whose documents are built at a time
 # A rebuild of at least this many services builds its documents in other processes while this
 # one writes them (building is half the work, and pure Python); below it, starting a process
 # costs more than it saves.
@@ -427,12 +428,21 @@ class SqliteSearchBackend:
             ids = list(session.execute(select(service.c.id).order_by(service.c.id)).scalars())
         written = 0
         rowids = _Rowids("new_", fresh=True)
-        for rows in _rebuild_rows(self.db, ids):
+        batches = _rebuild_rows(self.db, ids)
+        done = False
+        while not done:
             # Short write transactions: partner edits can commit between batches.
             with self.db.engine.connect() as conn:
                 conn.execution_options(sqlite_write=True)
-                written += self._write_rows(conn, rows, prefix="new_", rowids=rowids)
+                in_batch = 0
+                while in_batch < REBUILD_BATCH:
+                    rows = next(batches, None)
+                    if rows is None:
+                        done = True
+                        break
+                    in_batch += self._write_rows(conn, rows, prefix="new_", rowids=rowids)
                 conn.commit()
+            written += in_batch
         self._merge_segments(prefix="new_")
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
@@ -884,13 +894,15 @@ class SqliteSearchBackend:
 
 
 def _rebuild_rows(db: Database, ids: list[str]) -> Iterator[list[IndexRows]]:
-    """The index rows of these services, a batch of REBUILD_BATCH services at a time, in order.
+    """The index rows of these services, BUILD_CHUNK services at a time, in order.
 
-    A large rebuild builds them in worker processes (a batch or two ahead of the writer), so
-    the building and the writing use two cores; the workers only read the directory.
+    A large rebuild builds them in worker processes (a chunk or two ahead of the writer), so
+    building and writing use every core; the workers only read the directory.
     """
-    chunks = [ids[i:i + REBUILD_BATCH] for i in range(0, len(ids), REBUILD_BATCH)]
-    workers = min(max(1, (os.cpu_count() or 1) - 1), 3, len(chunks))
+    chunks = [ids[i:i + BUILD_CHUNK] for i in range(0, len(ids), BUILD_CHUNK)]
+    # As many builders as cores: building costs about twice what writing does, so the writer
+    # shares a core with them rather than keeping one to itself.
+    workers = min(os.cpu_count() or 1, 3, len(chunks))
     if len(ids) < PARALLEL_REBUILD_MIN or (os.cpu_count() or 1) < 2:
         for chunk in chunks:
             with db.engine.connect() as conn:

@@ -244,3 +244,51 @@ def test_dry_run_writes_nothing(db: Database, tmp_path: Path) -> None:
     assert report.status == "dry_run"
     assert report.counts["service"]["new"] == 4
     assert count(db, "service") == 0
+
+
+def _directory_rows(db: Database) -> dict[str, list[tuple]]:
+    """Every directory row, without the times the import wrote them."""
+    out = {}
+    with db.session() as session:
+        for name, t in hsds_tables.items():
+            cols = [c for c in t.c if c.name not in ("created_at", "updated_at")]
+            out[name] = [tuple(r) for r in session.execute(select(*cols).order_by(t.c.id))]
+        out["service_category"] = [tuple(r) for r in session.execute(
+            select(service_category).order_by(*service_category.c))]
+    return out
+
+
+def test_a_large_package_read_by_several_processes_gives_the_same_directory(
+        db: Database, sqlite_template: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large CSV package is read by several processes, a group of files each: the directory,
+    the counts and every problem (file, line, field) are those of reading it in one."""
+    from indexer import reading
+
+    p = directory_package(30)
+    p.add("service", id="svc0", organization_id="org0", name="Duplicate id", status="active")
+    p.add("service", id="old", organization_id="org1", name="Too old", minimum_age="200")
+    p.add("service", id="tagged", organization_id="org2", name="Tagged", x_categories="1130")
+    p.add("phone", id="nonumber", service_id="svc1", number="")
+    p.add("location", id="nowhere", name="Bad point", latitude="95", longitude="10")
+    p.add("address", id="orphan", location_id="missing", address_1="1 Main St", city="X")
+    folder = p.write(tmp_path / "pkg")
+    (folder / "notes.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+
+    serial = load(db, folder, source="city")
+    monkeypatch.setattr(reading, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(reading.os, "cpu_count", lambda: 3)  # three workers on any machine
+    path = tmp_path / "parallel.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    other = Database(f"sqlite:///{path}")
+    try:
+        parallel = load(other, folder, source="city")
+        assert parallel.counts == serial.counts
+        assert sorted(map(repr, parallel.problems)) == sorted(map(repr, serial.problems))
+        assert {(p.file, p.line, p.field) for p in parallel.problems} >= {
+            ("services.csv", 32, "id"), ("services.csv", 33, "minimum_age"),
+            ("phones.csv", 32, "number"), ("locations.csv", 32, "latitude"),
+            ("notes.csv", None, None)}
+        assert _directory_rows(other) == _directory_rows(db)
+    finally:
+        other.dispose()

@@ -1,0 +1,193 @@
+"""Reading: a source's rows, normalised, into the staging database.
+
+Reading is per row and pure Python (parsing, ids, hashes, typed values), the longest part of a
+large import. A large CSV package is therefore read by several processes at once, one group of
+its files each: every worker fills a staging file of its own, and this process then copies
+their rows into the run's stage in the package's table order, so the stage holds exactly what
+reading the files one after another would have put there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from indexer import enrich
+from indexer.normalize import Normalizer
+from indexer.records import Problems, SourceRow
+from indexer.staging import STAGED_TABLES, Stage, columns_of, needs_conversion, to_sql_value
+
+if TYPE_CHECKING:
+    from indexer.pipeline import RunReport
+
+BATCH = 5000  # staged rows per insert
+# A package of at least this many bytes of CSV is read by several processes; below it,
+# starting them costs more than it saves.
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+MAX_WORKERS = 4
+
+Progress = Callable[[str, int], None]
+
+
+def fill_stage(stage: Stage, rows: Iterable[SourceRow], normalizer: Normalizer,
+               report: RunReport, progress: Progress | None = None) -> int:
+    """Normalise `rows` into `stage`; returns how many source rows were read."""
+    buffers: dict[str, list[list[Any]]] = {name: [] for name in STAGED_TABLES}
+    column_lists = {name: columns_of(name) for name in STAGED_TABLES}
+    # Only JSON, date-time and boolean columns need converting for SQLite; the rest pass as is.
+    converters = {
+        name: [(i, c.type) for i, c in enumerate(STAGED_TABLES[name].columns)
+               if needs_conversion(c.type)]
+        for name in STAGED_TABLES
+    }
+    seen = 0
+
+    def flush(table: str) -> None:
+        stage.insert_many(table, buffers[table])
+        buffers[table].clear()
+
+    for source_row in rows:
+        seen += 1
+        report.count(source_row.table, "read")
+        normalized = normalizer.normalize(source_row)
+        if normalized is None:
+            report.count(source_row.table, "skipped")
+            continue
+        for table, values in enrich.expand_row(source_row.table, normalized, source_row,
+                                               report.problems):
+            get = values.get
+            row = [get(c) for c in column_lists[table]]
+            for i, column_type in converters[table]:
+                if row[i] is not None:
+                    row[i] = to_sql_value(column_type, row[i])
+            if table != "service_category":
+                row += (source_row.file, source_row.line, source_row.path)
+            buffers[table].append(row)
+            if len(buffers[table]) >= BATCH:
+                flush(table)
+        if progress and seen % 20000 == 0:
+            progress("reading", seen)
+    for table in buffers:
+        if buffers[table]:
+            flush(table)
+    return seen
+
+
+@dataclass
+class _Part:
+    """What one worker read: its staging file, counts, problems and normaliser state."""
+
+    stage_path: Path
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    problems: Problems = field(default_factory=Problems)
+    sources_seen: set[str] = field(default_factory=set)
+    defaulted_status: int = 0
+    tallies: Counter[str] = field(default_factory=Counter)
+    seen: int = 0
+
+
+def read_into_stage(stage: Stage, loader: Any, path: Path, normalizer: Normalizer,
+                    report: RunReport, progress: Progress | None = None) -> None:
+    """Fill `stage` with everything `loader` reads from `path`, in several processes when the
+    input is a large CSV package (see the module docstring), else in this one."""
+    files = loader.files(path, report.problems) if loader.files else None
+    workers = min(MAX_WORKERS, os.cpu_count() or 1, len(files or ()))
+    if not files or workers < 2 or sum(f.stat().st_size for _, f in files) < PARALLEL_MIN_BYTES:
+        rows = loader.read(path, report.problems) if files is None else _rows_of(
+            loader.module, files, report.problems)
+        seen = fill_stage(stage, rows, normalizer, report, progress)
+        if progress:
+            progress("reading", seen)
+        return
+    groups = _balanced(files, workers)
+    seen = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_read_group, loader.module, normalizer.source, group,
+                               stage.path.parent) for group in groups]
+        try:
+            parts = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            for f in futures:  # workers that did finish leave a staging file behind
+                if f.done() and not f.cancelled() and f.exception() is None:
+                    _remove(f.result().stage_path)
+            raise
+    order = {table: i for i, (table, _) in enumerate(files)}
+    # Copy the parts' rows in the package's table order: a table's rows keep their order.
+    by_table = sorted(((order[t], t, part) for part, group in zip(parts, groups, strict=True)
+                       for t, _ in group), key=lambda x: x[0])
+    try:
+        for _, table, part in by_table:
+            stage.copy_from(part.stage_path, _tables_of(table))
+    finally:
+        for part in parts:
+            _remove(part.stage_path)
+    for part in parts:
+        for table, counts in part.counts.items():
+            for outcome, n in counts.items():
+                report.count(table, outcome, n)
+        report.problems.extend(part.problems)
+        normalizer.sources_seen |= part.sources_seen
+        normalizer.defaulted_status += part.defaulted_status
+        normalizer.tallies.update(part.tallies)
+        seen += part.seen
+    if progress:
+        progress("reading", seen)
+
+
+def _tables_of(table: str) -> list[str]:
+    """The staged tables a source table's rows land in (a service also gives its categories)."""
+    return [table, "service_category"] if table == "service" else [table]
+
+
+def _balanced(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]]:
+    """`files` in `n` groups of about equal size (largest first), each in the input order."""
+    groups: list[list[tuple[str, Path]]] = [[] for _ in range(n)]
+    sizes = [0] * n
+    for item in sorted(files, key=lambda f: -f[1].stat().st_size):
+        i = sizes.index(min(sizes))
+        groups[i].append(item)
+        sizes[i] += item[1].stat().st_size
+    position = {f: i for i, f in enumerate(files)}
+    return [sorted(g, key=position.__getitem__) for g in groups if g]
+
+
+def _read_group(module_name: str, source: str, files: list[tuple[str, Path]],
+                stage_dir: Path) -> _Part:
+    """In a worker process: read these files of a package into a staging file of its own."""
+    from indexer.pipeline import RunReport
+
+    report = RunReport(source=source, format="", path="")
+    normalizer = Normalizer(source, report.problems)
+    stage = Stage(stage_dir)
+    try:
+        rows = _rows_of(module_name, files, report.problems)
+        seen = fill_stage(stage, rows, normalizer, report)
+        stage.conn.execute("COMMIT")
+    except BaseException:
+        stage.close()
+        raise
+    stage.conn.close()
+    return _Part(stage.path, report.counts, report.problems, normalizer.sources_seen,
+                 normalizer.defaulted_status, normalizer.tallies, seen)
+
+
+def _rows_of(module_name: str, files: list[tuple[str, Path]],
+             problems: Problems) -> Iterator[SourceRow]:
+    """The rows of these tables' files, read by the loader module's `read_csv_table`."""
+    module = importlib.import_module(module_name)
+    for table, file in files:
+        yield from module.read_csv_table(file, table, problems)
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
