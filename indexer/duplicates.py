@@ -76,11 +76,12 @@ def find_duplicates(db: Database) -> set[str]:
     groups: dict[tuple[str, ...], dict[str, Any]] = defaultdict(dict)
     current: dict[str, str | None] = {}
     with db.session() as session:
-        for row in session.execute(query).mappings():
-            current[row["id"]] = row["duplicate_of"]
-            key = duplicate_key(row["name"], row["org"], row["address_1"], row["postal_code"])
+        # Plain rows, not mappings: this reads every active listing after each import.
+        for row in session.execute(query):
+            current[row.id] = row.duplicate_of
+            key = duplicate_key(row.name, row.org, row.address_1, row.postal_code)
             if key is not None:
-                groups[key][row["id"]] = row
+                groups[key][row.id] = row._mapping
         stale = session.execute(select(service.c.id, service.c.duplicate_of)
                                 .where(service.c.duplicate_of.is_not(None))).all()
     wanted: dict[str, str | None] = {sid: None for sid, _ in stale}
