@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from service.directory.categories import category_tree
@@ -129,36 +129,16 @@ def _grouped(conn: Connection | Session, table: Any, column: str,
         return out
     bind = conn.get_bind() if isinstance(conn, Session) else conn
     if bind.dialect.name == "sqlite":
-        for row in _sqlite_rows(conn, table, column, ids):
-            out[row[column]].append(row)
-        return out
-    rows = conn.execute(select(table).where(table.c[column].in_(ids))
-                        .order_by(table.c.record_source_id)).mappings()
+        wanted = select(literal_column("value")).select_from(text("json_each(:ids)"))
+        query = select(table).where(table.c[column].in_(wanted)).order_by(
+            table.c.record_source_id)
+        rows = conn.execute(query, {"ids": json.dumps(ids)}).mappings()
+    else:
+        rows = conn.execute(select(table).where(table.c[column].in_(ids))
+                            .order_by(table.c.record_source_id)).mappings()
     for row in rows:
         out[row[column]].append(row)
     return out
-
-
-def _sqlite_rows(conn: Connection | Session, table: Any, column: str,
-                 ids: list[str]) -> Iterator[dict[str, Any]]:
-    """The rows as dicts of the same Python values SQLAlchemy gives, read on the DBAPI cursor:
-    SQLAlchemy's result rows cost as much as the query itself when a rebuild reads millions."""
-    if isinstance(conn, Session):
-        conn = conn.connection()
-    dialect = conn.dialect
-    names = [c.name for c in table.columns]
-    converters = [(i, c.type._cached_result_processor(dialect, None))
-                  for i, c in enumerate(table.columns)]
-    converters = [(i, f) for i, f in converters if f is not None]
-    cursor = conn.connection.dbapi_connection.execute(
-        f"SELECT {', '.join(names)} FROM {table.name} WHERE {column} IN (SELECT value FROM "
-        f"json_each(?)) ORDER BY record_source_id", (json.dumps(ids),))
-    for values in cursor:
-        if converters:
-            values = list(values)
-            for i, convert in converters:
-                values[i] = convert(values[i])
-        yield dict(zip(names, values, strict=True))
 
 
 def _languages(rows: list[Any]) -> list[str]:
