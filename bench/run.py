@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def import_once(package: Path, db_path: Path) -> dict:
         Path(str(db_path) + suffix).unlink(missing_ok=True)
     db = Database(f"sqlite:///{db_path}")
     db.migrate()
+    load_before = round(os.getloadavg()[0], 2)  # another busy process skews every figure
     started = time.perf_counter()
     report = load(db, package, source="bench")
     seconds = time.perf_counter() - started
@@ -46,11 +48,15 @@ def import_once(package: Path, db_path: Path) -> dict:
     db.dispose()
     return {
         "services": services,
+        "load_before": load_before,
         "seconds": round(seconds, 1),
         "services_per_second": round(services / seconds),
         "reimport_unchanged_seconds": round(reimport, 1),
         "unchanged": again.counts["service"].get("unchanged", 0),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        # the reading and index-building worker processes (the largest of them)
+        "worker_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "precision": dict(report.precision),
         "phases": report.seconds,
         "apply_seconds": report.seconds.get("apply"),
@@ -111,12 +117,14 @@ def main() -> None:
                              "--child", str(package)], cwd=ROOT, check=True,
                             capture_output=True, text=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"import of {package.name} (HSDS 3.1 CSV, offline geocoding, SQLite):")
+    print(f"import of {package.name} (HSDS 3.1 CSV, offline geocoding, SQLite; "
+          f"{os.cpu_count()} cores, load average {figures['load_before']} before):")
     print(f"  {figures['services']:,} services in {figures['seconds']} s = "
           f"{figures['services_per_second']:,} services/s (target 5,000)")
     print(f"  re-import of the same package: {figures['reimport_unchanged_seconds']} s, "
           f"{figures['unchanged']:,} services unchanged")
-    print(f"  peak memory {figures['peak_rss_mb']:,} MB; precision {figures['precision']}")
+    print(f"  peak memory {figures['peak_rss_mb']:,} MB (largest worker process "
+          f"{figures['worker_peak_rss_mb']:,} MB); precision {figures['precision']}")
     print(f"  seconds by phase: {figures['phases']} (the directory's write lock is held only "
           f"during 'apply': {figures['apply_seconds']} s)")
 
