@@ -73,27 +73,27 @@ def find_duplicates(db: Database) -> set[str]:
         .join(categories, categories.c.service_id == service.c.id, isouter=True)
         .where(service.c.is_active).where(~service.c.is_hidden)
     )
-    groups: dict[tuple[str, ...], dict[str, Any]] = defaultdict(dict)
+    groups: dict[tuple[str, ...], dict[str, tuple[Any, int, str]]] = defaultdict(dict)
     current: dict[str, str | None] = {}
     with db.session() as session:
         # Plain rows, not mappings: this reads every active listing after each import.
         for row in session.execute(query):
             current[row.id] = row.duplicate_of
             key = duplicate_key(row.name, row.org, row.address_1, row.postal_code)
-            if key is not None:
-                groups[key][row.id] = row._mapping
+            if key is not None:  # only what choosing the keeper needs
+                groups[key][row.id] = (row.verified_at, row.categories, row.record_source)
         stale = session.execute(select(service.c.id, service.c.duplicate_of)
                                 .where(service.c.duplicate_of.is_not(None))).all()
     wanted: dict[str, str | None] = {sid: None for sid, _ in stale}
     for members in groups.values():
         if len(members) < 2:
             continue
-        keeper = max(members.values(), key=lambda r: (
-            r["verified_at"] is not None, str(r["verified_at"] or ""), r["categories"],
-            r["record_source"] == min(m["record_source"] for m in members.values()),
-            r["id"]))
+        first_source = min(source for _, _, source in members.values())
+        keeper = max(members, key=lambda sid: (
+            members[sid][0] is not None, str(members[sid][0] or ""), members[sid][1],
+            members[sid][2] == first_source, sid))
         for sid in members:
-            wanted[sid] = None if sid == keeper["id"] else keeper["id"]
+            wanted[sid] = None if sid == keeper else keeper
     changes = {sid: target for sid, target in wanted.items()
                if current.get(sid, dict(stale).get(sid)) != target}
     if changes:
