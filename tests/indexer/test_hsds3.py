@@ -259,10 +259,13 @@ def _directory_rows(db: Database) -> dict[str, list[tuple]]:
 
 
 def test_a_large_package_read_by_several_processes_gives_the_same_directory(
-        db: Database, sqlite_template: Path, tmp_path: Path,
+        sqlite_db: Database, sqlite_template: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A large CSV package is read by several processes, a group of files each: the directory,
-    the counts and every problem (file, line, field) are those of reading it in one."""
+    the counts and every problem (file, line, field) are those of reading it in one. (Reading
+    fills the same SQLite stage whatever the directory's database, so two SQLite directories
+    are compared.)"""
+    db = sqlite_db
     from indexer import reading
 
     p = directory_package(30)
