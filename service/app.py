@@ -34,16 +34,22 @@ STATIC_DIR = PROJECT_ROOT / "service" / "static"  # served at /static
 def _warm_up(app: FastAPI) -> None:
     """Load the geo tables, categories and search vocabulary now, then freeze them out of the
     garbage collector's sight: a full collection over a million long-lived objects otherwise
-    stalls a request for hundreds of milliseconds now and then."""
-    from indexer.geocode import GeoTables
+    stalls a request for hundreds of milliseconds now and then.
+
+    Everything else a search loads on first use is loaded here too (the ZIP grid, the time
+    zone finder, the table of access rules): the worker's first searches would otherwise
+    wait about a second for them, with every other request on that worker behind them."""
+    from indexer.geocode import GeoTables, timezone_for
     from service.directory.categories import category_tree, synonyms
 
-    GeoTables.default()
+    GeoTables.default().nearest_zip(39.83, -98.58)  # builds the ZIP grid
+    timezone_for(39.83, -98.58)  # loads the time zone finder
     category_tree()
     synonyms()
+    access.prepare(app)
     if app.state.search is not None:
         with app.state.db.engine.connect() as conn:
-            app.state.search._vocabulary(conn)
+            app.state.search._vocabulary(conn.connection.dbapi_connection)
     gc.collect()
     gc.freeze()
 

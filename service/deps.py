@@ -15,13 +15,16 @@ from service.config import Settings
 from service.db import Database
 from service.errors import Unauthorized
 
+# The dependencies that only read app state are `async`: FastAPI runs a sync dependency in the
+# threadpool, which would cost every request a thread hop (and a GIL hand-over) apiece.
 
-def get_db(request: Request) -> Database:
+
+async def get_db(request: Request) -> Database:
     """The app's database (built in the lifespan)."""
     return request.app.state.db
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 

@@ -14,13 +14,15 @@ from service.search.schemas import ClientProfile, SearchQuery, SearchResponse, S
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
 
-def get_backend(request: Request):  # noqa: ANN201
-    """The app's search engine."""
+async def get_backend(request: Request):  # noqa: ANN201
+    """The app's search engine. `async` because it only reads app state: FastAPI runs a sync
+    dependency in the threadpool, a thread hop per request for nothing."""
     return request.app.state.search
 
 
-def get_geocoder(request: Request):  # noqa: ANN201
-    """The app's geocoder (offline unless an admin enabled an online one)."""
+async def get_geocoder(request: Request):  # noqa: ANN201
+    """The app's geocoder (offline unless an admin enabled an online one); `async` like
+    `get_backend`."""
     return request.app.state.geocoder
 
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 
 from service.db import Database
 from service.directory.categories import category_tree, normalise
@@ -256,6 +259,24 @@ def _exact_distances(rows: list[dict[str, Any]], place: Place | None) -> None:
                 row["dist"] = geo.distance_mi(place.lat, place.lon, doc["lat"], doc["lon"])
 
 
+# How many searches a process runs at once: see `SqliteSearchBackend.search`.
+SEARCH_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+def _hour_set(column: str, position: str) -> str:
+    """SQL testing one hour of a week's 168 '0'/'1' slots (`open_hours`, `open_certain`).
+
+    Read as bytes: `substr` of text walks the UTF-8 characters up to the position, for every
+    match scored, while a blob's byte is found at once; the slots are ASCII, so the same
+    character either way."""
+    return f"(substr(CAST({column} AS BLOB), {position}, 1) = X'31')"
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    """`SqliteSearchBackend.generation` for the read path's driver connection."""
+    return conn.execute("SELECT value FROM search_meta WHERE key = 'generation'").fetchone()[0]
+
+
 def _doc(row: dict[str, Any]) -> dict[str, Any]:
     """The row's stored document, parsed once."""
     if isinstance(row["doc"], str):
@@ -482,15 +503,36 @@ class SqliteSearchBackend:
             return conn.exec_driver_sql("SELECT count(*) FROM search_doc").scalar_one()
 
     # -- reading ----------------------------------------------------------------------------------
-    def _vocabulary(self, conn: Connection) -> dict[str, int]:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection inside one read transaction, so every statement of a search
+        sees the same snapshot, used through the sqlite3 driver itself.
+
+        A search runs three to five fixed, hand-written statements; SQLAlchemy's bookkeeping
+        for each (result metadata, events, the begin and rollback of its own transaction)
+        cost as much as a short search's SQL itself. Driver errors are raised as SQLAlchemy's,
+        so the API still answers a locked or unreadable database with a 503.
+        """
+        pooled = self.db.engine.raw_connection()
+        try:
+            raw = pooled.dbapi_connection
+            raw.execute("BEGIN")  # deferred: a read snapshot, never a write lock
+            yield raw
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error,
+                                      hide_parameters=True) from exc
+        finally:
+            pooled.close()  # the pool rolls the transaction back (or drops a broken connection)
+
+    def _vocabulary(self, conn: sqlite3.Connection) -> dict[str, int]:
         """Indexed words and their document counts, for spelling; reloaded at most once a
         minute after the index changed (a slightly stale vocabulary only affects spelling)."""
-        generation = self.generation(conn)
+        generation = _generation(conn)
         now = time.monotonic()
         with self._lock:
             stale = self._vocab_version != generation and now - self._vocab_loaded > 60
             if self._vocab is None or stale:
-                self._vocab = {t: n for t, n in conn.exec_driver_sql(
+                self._vocab = {t: n for t, n in conn.execute(
                     "SELECT term, doc FROM search_vocab WHERE term NOT GLOB '*[0-9]*'")}
                 self._vocab_version = generation
                 self._vocab_loaded = now
@@ -559,10 +601,22 @@ class SqliteSearchBackend:
 
     def search(self, query: SearchQuery, place: Place | None, *, now: datetime | None = None
                ) -> SearchResponse:
-        """Answer a query; see the module docstring for the plan."""
+        """Answer a query; see the module docstring for the plan.
+
+        A process runs at most one search per CPU at a time (`SEARCH_SLOTS`); the others wait
+        their turn asleep. A search only computes: its SQL runs outside the GIL and its Python
+        inside, so running more at once than there are CPUs finishes none sooner and costs
+        each one GIL hand-overs and cache misses (a quarter more CPU per search with eight
+        at once in each of two workers on two cores).
+        """
+        with SEARCH_SLOTS:
+            return self._search(query, place, now=now)
+
+    def _search(self, query: SearchQuery, place: Place | None, *, now: datetime | None
+                ) -> SearchResponse:
         now = now or datetime.now(UTC)
         need = understand(query.q, query.categories)
-        with self.db.engine.connect() as conn:
+        with self._reading() as conn:
             vocabulary = self._vocabulary(conn)
             need_clause, corrections = self._need_clause(need, vocabulary)
             rows, total, facets = self._candidates(conn, query, place, need, need_clause,
@@ -621,10 +675,10 @@ class SqliteSearchBackend:
             where.append("d.capacity_status IN (SELECT value FROM json_each(:capacity))")
         return where
 
-    def _zones(self, conn: Connection) -> list[str]:
-        version = self.generation(conn)
+    def _zones(self, conn: sqlite3.Connection) -> list[str]:
+        version = _generation(conn)
         if self._zones_version != version:
-            self._zone_list = [z for (z,) in conn.exec_driver_sql(
+            self._zone_list = [z for (z,) in conn.execute(
                 "SELECT DISTINCT time_zone FROM search_doc WHERE time_zone IS NOT NULL")]
             self._zones_version = version
         return self._zone_list
@@ -650,7 +704,7 @@ class SqliteSearchBackend:
         zone = timezone_for(place.lat, place.lon) or "America/New_York"
         return hour_of_week(at, zone)
 
-    def _slots(self, conn: Connection, at: datetime) -> str:
+    def _slots(self, conn: sqlite3.Connection, at: datetime) -> str:
         zones = self._zones(conn)
         key = (tuple(zones), at.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
         cached = self._slot_cache
@@ -665,7 +719,7 @@ class SqliteSearchBackend:
         self._slot_cache = (key, json.dumps(slots))
         return self._slot_cache[1]
 
-    def _candidates(self, conn: Connection, query: SearchQuery, place: Place | None,
+    def _candidates(self, conn: sqlite3.Connection, query: SearchQuery, place: Place | None,
                     need: Need, match: NeedMatch | None, radius: float, now: datetime,
                     *, eligibility: bool = True, limit: int | None = None,
                     offset: int | None = None, want_facets: bool = True
@@ -700,7 +754,7 @@ class SqliteSearchBackend:
         if at is not None:
             params["slots"] = self._slots(conn, at)
             slot_expr = "coalesce(json_extract(:slots, '$.\"' || d.time_zone || '\"'), -1)"
-            where.append(f"d.hours_known = 1 AND substr(d.open_hours, {slot_expr} + 1, 1) = '1'")
+            where.append(f"d.hours_known = 1 AND {_hour_set('d.open_hours', f'{slot_expr} + 1')}")
         # Whether any listing is in a category asked for: when none is, every match came
         # through its text (one cheap MATCH ... LIMIT 1 saves per-row tests).
         in_category = match is not None and match.categories is not None and self._any(
@@ -766,19 +820,26 @@ class SqliteSearchBackend:
             # "Open now" as a ranking signal, in the client's zone (listings within the radius
             # share it but for a few near a border); the open_now filter is exact per listing.
             params["now_slot"] = self._place_slot(place, now)
-            score += " + 0.3 * (substr(d.open_certain, :now_slot + 1, 1) = '1')"
-        order = "score DESC, rowid" if query.sort == "relevance" or place is None else \
-            "dist2 IS NULL, dist2, score DESC, rowid"
+            score += f" + 0.3 * {_hour_set('d.open_certain', ':now_slot + 1')}"
+        by_distance = query.sort != "relevance" and place is not None
+        order = "dist2 IS NULL, dist2, score DESC, rowid" if by_distance else "score DESC, rowid"
         params["limit"] = limit if limit is not None else query.per_page
         params["offset"] = offset if offset is not None else (query.page - 1) * query.per_page
         # One statement: the MATCH runs once, and the page, the total and the facets are all
         # read from the same materialised set. The page is a top-k sort (no window over every
         # match); facets are counted per distinct category set (a few hundred at most) and
         # added up here, rather than testing every facet's category on every match.
+        # Ranked by relevance, only the page's rows need their distance: it is worked out
+        # again for them (the same expression, so the same value) rather than written into f
+        # for every match.
+        page_distance, kept = ("p.dist2", "dist2, ") if by_distance else (distance, "")
+        f_distance = "d.dist2 AS dist2, " if by_distance else ""
         parts = [
-            "SELECT 0 AS kind, p.rowid, 69.09 * sqrt(p.dist2), p.score, pl.doc, p.categories, "
-            f"NULL AS n FROM (SELECT rowid, dist2, score, categories FROM f ORDER BY {order} "
-            "LIMIT :limit OFFSET :offset) p JOIN search_payload pl ON pl.rowid = p.rowid"]
+            f"SELECT 0 AS kind, p.rowid, 69.09 * sqrt({page_distance}), p.score, pl.doc, "
+            f"p.categories, NULL AS n FROM (SELECT rowid, {kept}score, categories FROM f "
+            f"ORDER BY {order} LIMIT :limit OFFSET :offset) p "
+            + ("" if by_distance else "JOIN search_doc d ON d.rowid = p.rowid ")
+            + "JOIN search_payload pl ON pl.rowid = p.rowid"]
         if want_facets:
             parts.append("SELECT 3, NULL, NULL, NULL, "
                          + " || ',' || ".join(f"coalesce(sum({expr}), 0)" for _, expr in FACET_SUMS)
@@ -789,7 +850,7 @@ class SqliteSearchBackend:
             else ""
         # The distance is named once in the inner select; SQLite flattens it into f, so each
         # match is read from search_doc once and written once.
-        sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, d.dist2 AS dist2, "
+        sql = (f"WITH f AS MATERIALIZED (SELECT d.rowid AS rowid, {f_distance}"
                f"{score} AS score, d.flags AS flags, d.capacity_status AS capacity_status, "
                f"d.categories AS categories FROM (SELECT d.rowid AS rowid, {distance} AS dist2, "
                "d.is_area AS is_area, d.categories AS categories, d.languages AS languages, "
@@ -803,8 +864,7 @@ class SqliteSearchBackend:
         category_counts: dict[str, int] = {}
         sums = dict.fromkeys((k for k, _ in FACET_SUMS), 0)
         names = list(sums)
-        for kind, rowid, dist, score_value, doc, categories, n in conn.exec_driver_sql(
-                sql, params):
+        for kind, rowid, dist, score_value, doc, categories, n in conn.execute(sql, params):
             if kind == 0:
                 rows.append({"rowid": rowid, "dist": dist, "score": score_value,
                              "doc": doc, "categories": categories})
@@ -830,14 +890,14 @@ class SqliteSearchBackend:
         return rows, total, facets
 
     @staticmethod
-    def _any(conn: Connection, clause: str, place_clause: str | None) -> bool:
+    def _any(conn: sqlite3.Connection, clause: str, place_clause: str | None) -> bool:
         """Whether any document matches the clause (within the place)."""
-        return conn.exec_driver_sql(
+        return conn.execute(
             "SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT 1",
             (f"({clause})" + (f" AND ({place_clause})" if place_clause else ""),)
-        ).first() is not None
+        ).fetchone() is not None
 
-    def _near_misses(self, conn: Connection, query: SearchQuery, place: Place, need: Need,
+    def _near_misses(self, conn: sqlite3.Connection, query: SearchQuery, place: Place, need: Need,
                      need_clause: NeedMatch | None, found: list[dict[str, Any]], now: datetime
                      ) -> list[NearMiss]:
         wider = min(query.radius_mi * 2, 250.0)
