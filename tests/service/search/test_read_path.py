@@ -1,0 +1,107 @@
+"""The embedded engine's read path: hours as a ranking signal and a filter, many searches at
+once, and a busy database answered like everywhere else in the API."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.geocode import Geocoder
+from indexer.pipeline import load
+from service.app import create_app
+from service.config import Settings
+from service.db import Database
+from service.search.schemas import SearchQuery
+from service.search.service import locate
+from service.search.sqlite import SqliteSearchBackend
+from tests.factories import Package, search_package
+
+MONDAY_10AM = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)  # 10:00 in Washington (EDT)
+TUESDAY_10AM = datetime(2025, 6, 3, 14, 0, tzinfo=UTC)
+
+
+def twin_pantries() -> Package:
+    """Two pantries alike in all but their hours: one opens on Mondays, one on Tuesdays."""
+    p = Package()
+    for key, day in (("monday", "MO"), ("tuesday", "TU")):
+        p.add("organization", id=f"org-{key}", name="Twin Pantries Inc", description="Food")
+        p.add("service", id=key, organization_id=f"org-{key}", name=f"Pantry open {key}s",
+              description="Groceries", status="active", x_categories="1130")
+        p.add("location", id=f"loc-{key}", organization_id=f"org-{key}", name="Pantry",
+              location_type="physical", latitude=38.915, longitude=-77.020)
+        p.add("service_at_location", id=f"sal-{key}", service_id=key, location_id=f"loc-{key}")
+        p.add("address", id=f"adr-{key}", location_id=f"loc-{key}", address_1="1 Main St",
+              city="Washington", state_province="DC", postal_code="20001", country="US",
+              address_type="physical")
+        p.add("schedule", id=f"sch-{key}", service_id=key, freq="WEEKLY", byday=day,
+              opens_at="09:00", closes_at="17:00")
+    return p
+
+
+def _names(backend: SqliteSearchBackend, at: datetime, **query: object) -> list[str]:
+    search = SearchQuery(q="pantry", near="20001", **query)
+    response = backend.search(search, locate("20001", Geocoder()), now=at)
+    return [r.name for r in response.results]
+
+
+@pytest.mark.parametrize(("at", "first"), [(MONDAY_10AM, "Pantry open mondays"),
+                                           (TUESDAY_10AM, "Pantry open tuesdays")])
+def test_the_pantry_open_now_ranks_first(sqlite_db: Database, tmp_path: Path,
+                                         at: datetime, first: str) -> None:
+    load(sqlite_db, twin_pantries().write(tmp_path / "pkg"), source="city")
+    assert _names(SqliteSearchBackend(sqlite_db), at)[0] == first
+
+
+@pytest.mark.parametrize(("at", "open_then"), [(MONDAY_10AM, ["Pantry open mondays"]),
+                                               (TUESDAY_10AM, ["Pantry open tuesdays"])])
+def test_open_at_keeps_only_the_pantry_open_then(sqlite_db: Database, tmp_path: Path,
+                                                 at: datetime, open_then: list[str]) -> None:
+    load(sqlite_db, twin_pantries().write(tmp_path / "pkg"), source="city")
+    assert _names(SqliteSearchBackend(sqlite_db), MONDAY_10AM, open_at=at) == open_then
+
+
+@pytest.fixture
+def directory(sqlite_db: Database, tmp_path: Path) -> Database:
+    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    return sqlite_db
+
+
+def test_many_searches_at_once_each_get_their_own_answer(directory: Database) -> None:
+    backend = SqliteSearchBackend(directory)
+    place = locate("20001", Geocoder())
+    queries = [SearchQuery(q=q, near="20001", radius_mi=radius)
+               for q in ("food pantry", "shelter", "rehab", "crisis counseling", "pantry")
+               for radius in (1.0, 3.0, 10.0, 25.0)]
+    alone = [backend.search(q, place, now=MONDAY_10AM).model_dump_json() for q in queries]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        together = list(pool.map(
+            lambda q: backend.search(q, place, now=MONDAY_10AM).model_dump_json(), queries * 4))
+    assert together == alone * 4
+
+
+@pytest.fixture
+def api(directory: Database, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
+                        geocode_cache_path=tmp_path / "geocode.sqlite")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_a_busy_database_answers_a_search_with_a_503_to_retry(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def busy(self: SqliteSearchBackend, conn: sqlite3.Connection) -> dict[str, int]:
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = 5  # SQLITE_BUSY, as the driver sets it
+        raise error
+
+    monkeypatch.setattr(SqliteSearchBackend, "_vocabulary", busy)
+    response = api.get("/api/v1/search", params={"q": "food", "near": "20001"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
