@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app and API."""
     import uvicorn
 
+    # The worker count, as uvicorn itself reads it, for the workers to see too: each runs
+    # only its share of the CPUs' worth of searches at once (service.search.sqlite).
+    os.environ["WEB_CONCURRENCY"] = str(workers)
     from service.search.service import ensure_current_index
 
     settings = get_settings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterator
 
 PRECISIONS = (2, 3, 4, 5, 6)
 EARTH_MI = 3958.8
@@ -30,10 +31,18 @@ def cell(lat: float, lon: float, precision: int) -> int:
     gets 15 bits, and a shorter geohash is a prefix of the longer one's bits.
     """
     if precision <= 6:
-        lon15 = min(32767, max(0, int((lon + 180.0) / 360.0 * 32768)))
-        lat15 = min(32767, max(0, int((lat + 90.0) / 180.0 * 32768)))
-        return ((_spread(lon15) << 1) | _spread(lat15)) >> (5 * (6 - precision))
+        return (_lon_bits(lon) | _lat_bits(lat)) >> (5 * (6 - precision))
     return _cell_slow(lat, lon, precision)
+
+
+def _lon_bits(lon: float) -> int:
+    """A longitude's bits of its 6-character cell, in their interleaved places."""
+    return _spread(min(32767, max(0, int((lon + 180.0) / 360.0 * 32768)))) << 1
+
+
+def _lat_bits(lat: float) -> int:
+    """A latitude's bits of its 6-character cell, in their interleaved places."""
+    return _spread(min(32767, max(0, int((lat + 90.0) / 180.0 * 32768))))
 
 
 def _cell_slow(lat: float, lon: float, precision: int) -> int:
@@ -84,21 +93,25 @@ def cover(lat: float, lon: float, radius_mi: float, *, max_cells: int = 24) -> l
         rows = math.floor(north / h) - math.floor(south / h) + 1
         cols = math.floor(east / w) - math.floor(west / w) + 1
         if rows * cols <= max_cells or precision == PRECISIONS[0]:
-            tokens = set()
-            y = south
-            while True:
-                x = west
-                while True:
-                    tokens.add(cell_token(precision, cell(min(y, 89.999999), _wrap(x),
-                                                          precision)))
-                    if x >= east:
-                        break
-                    x = min(east, x + w)
-                if y >= north:
-                    break
-                y = min(north, y + h)
-            return sorted(tokens)
+            # The cells of a grid of points one cell apart, from the south-west corner to the
+            # north-east one. A cell's number is its longitude's bits OR its latitude's, so
+            # each row and column is worked out once (not once per point: every search
+            # asks for a cover).
+            shift = 5 * (6 - precision)
+            lat_bits = {_lat_bits(min(y, 89.999999)) for y in _steps(south, north, h)}
+            lon_bits = {_lon_bits(_wrap(x)) for x in _steps(west, east, w)}
+            return sorted({cell_token(precision, (x | y) >> shift)
+                           for x in lon_bits for y in lat_bits})
     return []
+
+
+def _steps(start: float, end: float, step: float) -> Iterator[float]:
+    """`start`, then `step` apart, then `end` (every cell from `start`'s to `end`'s)."""
+    value = start
+    yield value
+    while value < end:
+        value = min(end, value + step)
+        yield value
 
 
 def _wrap(lon: float) -> float:
