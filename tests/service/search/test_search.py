@@ -230,11 +230,35 @@ def test_a_rebuild_built_in_worker_processes_gives_the_same_index(
     backend.rebuild()
     serial = _index_snapshot(directory)
     monkeypatch.setattr(sqlite, "PARALLEL_REBUILD_MIN", 1)
-    monkeypatch.setattr(sqlite, "REBUILD_BATCH", 5)  # 12 services: three batches
+    monkeypatch.setattr(sqlite, "BUILD_CHUNK", 2)  # 12 services: six chunks to share out
+    monkeypatch.setattr(sqlite, "REBUILD_BATCH", 5)  # three write transactions
     monkeypatch.setattr(sqlite.os, "cpu_count", lambda: 4)  # two workers even on one core
     assert backend.rebuild() == 12
     assert _index_snapshot(directory) == serial
     assert len(serial["search_doc"]) == 12 and serial["pantry"]
+
+
+def test_a_rebuild_places_the_documents_of_a_full_cell_elsewhere_and_finds_them_all(
+        directory: Database, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A geohash cell's rowid range holds a fixed number of documents; those a rebuild cannot
+    fit go above the area-wide listings, and searches still find every one."""
+    from service.search import sqlite
+
+    query = {"q": "food pantry", "near": "20001", "radius_mi": 10}
+    before = names(api.get("/api/v1/search", params=query))
+    monkeypatch.setattr(sqlite, "CELL_SEQ_BITS", 0)  # one document per cell
+    backend = SqliteSearchBackend(directory)
+    assert backend.rebuild() == 12
+    with directory.engine.connect() as conn:
+        rowids = [r[0] for r in conn.exec_driver_sql(
+            "SELECT d.rowid FROM search_doc d JOIN search_point p ON p.rowid = d.rowid")]
+        services_indexes = conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = "
+            "'search_doc' AND sql LIKE '%service_id%'").scalar_one()
+    assert len(set(rowids)) == len(rowids) == 11  # every listing with a point
+    assert any(r >= sqlite.OTHER_BASE for r in rowids)  # some shared a cell
+    assert names(api.get("/api/v1/search", params=query)) == before
+    assert services_indexes == 1
 
 
 def test_suggest_and_categories(api: TestClient) -> None:
