@@ -58,6 +58,9 @@ OWNERS = (("service_at_location_id", "service_at_location"), ("location_id", "lo
           ("service_id", "service"), ("organization_id", "organization"))
 PROVENANCE = ("id", "record_source", "record_source_id", "row_hash")
 APPLY_CACHE_KIB = -524288  # 512 MiB of SQLite page cache while applying (negative: KiB)
+# A table given at least this many new rows, and more new rows than it has, has its secondary
+# indexes made again after the rows are in (SQLite; see Applier._upsert).
+BULK_MIN_ROWS = 50000
 
 
 @dataclass
@@ -274,6 +277,27 @@ class Applier:
         return changed_services
 
     def _upsert(self, table: str) -> None:
+        if not self.db.is_sqlite:
+            self._upsert_rows(table)
+            return
+        # Many new rows (a source's first import): a secondary index is dropped and made
+        # again afterwards, one sort rather than a random insert per row. Inside the
+        # transaction, so a failed apply leaves every index as it was.
+        new = self._scalar(f"SELECT count(*) FROM {self.staged(table)} WHERE _op = 'new'")
+        if new < BULK_MIN_ROWS or new < self._scalar(f"SELECT count(*) FROM {table}"):
+            self._upsert_rows(table)
+            return
+        assert self.conn is not None
+        indexes = self.conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'", (table,)).all()
+        for name, _sql in indexes:
+            self._exec(f"DROP INDEX {name}")
+        self._upsert_rows(table)
+        for _name, sql in indexes:
+            self._exec(sql)
+
+    def _upsert_rows(self, table: str) -> None:
         cols = [c for c in columns_of(table) if c not in RECORD_META]
         stg = self.staged(table)
         select_cols = ", ".join(f"s.{c}" for c in cols)

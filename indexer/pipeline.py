@@ -218,6 +218,8 @@ def _check_duplicates(stage: Stage, report: RunReport) -> None:
             stage.execute("DELETE FROM service_category WHERE rowid NOT IN (SELECT min(rowid) "
                           "FROM service_category GROUP BY service_id, category_id)")
             continue
+        if table not in stage.duplicated:
+            continue
         dupes = list(stage.query(
             f"SELECT t.record_source_id, t._file, t._line, t._path, t.row_hash, f.row_hash "
             f"FROM {table} t JOIN (SELECT id, min(rowid) AS first, row_hash FROM {table} "

@@ -64,6 +64,7 @@ class Stage:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self._insert_sql: dict[str, str] = {}
         self._column_types: dict[str, list[Any]] = {}
+        self.duplicated: set[str] = set()  # tables with an id twice (known after `commit`)
         for name, table in STAGED_TABLES.items():
             cols = [c.name for c in table.columns]
             extra = ORIGIN_COLUMNS if name != "service_category" else ()
@@ -105,11 +106,19 @@ class Stage:
             self.conn.execute("BEGIN")
 
     def commit(self) -> None:
-        """End the staging write transaction and index ids for the checks that follow."""
+        """End the staging write transaction and index ids for the checks that follow.
+
+        An id index is unique where the import has no id twice (most do): `duplicated` lists
+        the tables where it could not be, the only ones the duplicate check need look at."""
         self.conn.execute("COMMIT")
         for name in STAGED_TABLES:
-            if name != "service_category":
+            if name == "service_category":
+                continue
+            try:
+                self.conn.execute(f"CREATE UNIQUE INDEX ix_{name}_id ON {name} (id)")
+            except sqlite3.IntegrityError:
                 self.conn.execute(f"CREATE INDEX ix_{name}_id ON {name} (id)")
+                self.duplicated.add(name)
         self.conn.execute("ANALYZE")
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> Iterator[tuple]:

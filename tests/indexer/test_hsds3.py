@@ -295,3 +295,51 @@ def test_a_large_package_read_by_several_processes_gives_the_same_directory(
         assert _directory_rows(other) == _directory_rows(db)
     finally:
         other.dispose()
+
+
+def test_an_id_given_twice_keeps_the_first_row_and_reports_the_second(
+        db: Database, tmp_path: Path) -> None:
+    p = directory_package(3)
+    p.add("service", id="svc1", organization_id="org1", name="Second svc1", status="active")
+    p.add("phone", id="ph2", service_id="svc2", number="202-555-0199", type="fax")
+    report = load(db, p.write(tmp_path / "pkg"), source="city")
+    assert one(db, "service", record_source_id="svc1")["name"] == "Food Pantry 1"
+    assert one(db, "phone", record_source_id="ph2")["number"] == "202-555-0100"
+    assert {(p.file, p.line, p.field) for p in report.problems.errors} == {
+        ("services.csv", 5, "id"), ("phones.csv", 5, "id")}
+    assert report.counts["service"]["duplicate"] == report.counts["phone"]["duplicate"] == 1
+    assert count(db, "location") == 3
+
+
+def test_a_first_import_of_many_rows_gives_the_same_directory_and_indexes(
+        sqlite_db: Database, sqlite_template: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table given many new rows has its secondary indexes made again after them: the
+    directory, its indexes and what they find are those of writing row by row."""
+    from indexer import apply
+
+    folder = directory_package(12).write(tmp_path / "pkg")
+    load(sqlite_db, folder, source="city")
+    monkeypatch.setattr(apply, "BULK_MIN_ROWS", 5)
+    path = tmp_path / "bulk.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    bulk = Database(f"sqlite:///{path}")
+
+    def indexes(db: Database) -> list[tuple]:
+        with db.engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' "
+                "ORDER BY name")]
+
+    try:
+        load(bulk, folder, source="city")
+        assert _directory_rows(bulk) == _directory_rows(sqlite_db)
+        assert indexes(bulk) == indexes(sqlite_db)
+        with bulk.engine.connect() as conn:
+            used = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM phone WHERE service_id = 'x'").all()
+            assert "ix_phone_service_id" in str(used)
+        load(bulk, folder, source="city")  # again: nothing new, row by row
+        assert _directory_rows(bulk) == _directory_rows(sqlite_db)
+    finally:
+        bulk.dispose()
