@@ -13,11 +13,12 @@ NAMESPACE = uuid.UUID("6f1c3a52-4b7e-5d0a-9c1e-2d8b7f3e9a10")
 _NS = NAMESPACE.bytes
 
 
+# The hex digit that begins a UUID's variant field, from the hash's digit there (RFC 4122: 10xx).
+_VARIANT = {f"{d:x}": f"{(d & 0x3) | 0x8:x}" for d in range(16)}
+
+
 def directory_id(source: str, table: str, source_id: str) -> str:
-    """uuid5(NAMESPACE, "source/table/source_id"), computed without building UUID objects."""
-    digest = hashlib.sha1(_NS + f"{source}/{table}/{source_id}".encode()).digest()
-    b = bytearray(digest[:16])
-    b[6] = (b[6] & 0x0F) | 0x50
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """uuid5(NAMESPACE, "source/table/source_id"), computed without building UUID objects
+    (an import makes two for every row it reads)."""
+    h = hashlib.sha1(_NS + f"{source}/{table}/{source_id}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"

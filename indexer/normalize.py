@@ -124,7 +124,9 @@ class Normalizer:
             if field == "id":
                 continue
             value = values.get(field)
-            if field in fks:
+            if value.__class__ is str and field not in fks and field not in numbers:
+                out[field] = value.strip() or None  # what `_text` gives, without the call
+            elif field in fks:
                 out[field] = self._ref(fks[field], value, exported)
             elif field in numbers:
                 out[field] = self._number(row, field, value)
