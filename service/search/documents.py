@@ -121,24 +121,34 @@ def _json(value: Any) -> Any:
 
 def _grouped(conn: Connection | Session, table: Any, column: str,
              ids: Iterable[str]) -> dict[str, list[Any]]:
-    """Rows of `table` whose `column` is one of `ids`, grouped by it (ids passed as one JSON
-    parameter: thousands of bound parameters cost more to compile than to run)."""
+    """Rows of `table` whose `column` is one of `ids`, grouped by it."""
     ids = sorted(set(ids))
     out: dict[str, list[Any]] = defaultdict(list)
     if not ids:
         return out
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
-    if bind.dialect.name == "sqlite":
-        wanted = select(literal_column("value")).select_from(text("json_each(:ids)"))
-        query = select(table).where(table.c[column].in_(wanted)).order_by(
-            table.c.record_source_id)
-        rows = conn.execute(query, {"ids": json.dumps(ids)}).mappings()
-    else:
-        rows = conn.execute(select(table).where(table.c[column].in_(ids))
-                            .order_by(table.c.record_source_id)).mappings()
+    rows = conn.execute(select(table).where(_among(conn, table.c[column], ids))
+                        .order_by(table.c.record_source_id), _ids_param(conn, ids)).mappings()
     for row in rows:
         out[row[column]].append(row)
     return out
+
+
+def _is_sqlite(conn: Connection | Session) -> bool:
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name == "sqlite"
+
+
+def _among(conn: Connection | Session, column: Any, ids: list[str]) -> Any:
+    """`column IN ids`; on SQLite the ids are one JSON parameter (`_ids_param`): thousands
+    of bound parameters cost more to compile than to run."""
+    if _is_sqlite(conn):
+        return column.in_(select(literal_column("value")).select_from(text("json_each(:ids)")))
+    return column.in_(ids)
+
+
+def _ids_param(conn: Connection | Session, ids: list[str]) -> dict[str, str]:
+    """The parameter `_among` needs."""
+    return {"ids": json.dumps(ids)} if _is_sqlite(conn) else {}
 
 
 def _languages(rows: list[Any]) -> list[str]:
@@ -222,23 +232,25 @@ def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchD
     services = conn.execute(
         select(service, organization.c.name.label("org_name"))
         .outerjoin(organization, organization.c.id == service.c.organization_id)
-        .where(service.c.id.in_(ids))
+        .where(_among(conn, service.c.id, ids))
         .where(service.c.is_active).where(~service.c.is_hidden)
         .where(service.c.duplicate_of.is_(None))
-        .where(service.c.status.in_(SEARCHABLE_STATUSES))).mappings().all()
+        .where(service.c.status.in_(SEARCHABLE_STATUSES)), _ids_param(conn, ids)).mappings().all()
     if not services:
         return
     sids = [s["id"] for s in services]
     categories: dict[str, list[str]] = defaultdict(list)
     for sid, cid in conn.execute(select(service_category.c.service_id,
                                         service_category.c.category_id)
-                                 .where(service_category.c.service_id.in_(sids))):
+                                 .where(_among(conn, service_category.c.service_id, sids)),
+                                 _ids_param(conn, sids)):
         categories[sid].append(cid)
     # A kept duplicate lists the categories of the listings merged into it.
     for keeper, cid in conn.execute(
             select(service.c.duplicate_of, service_category.c.category_id)
             .join(service_category, service_category.c.service_id == service.c.id)
-            .where(service.c.duplicate_of.in_(sids)).where(service.c.is_active)):
+            .where(_among(conn, service.c.duplicate_of, sids)).where(service.c.is_active),
+            _ids_param(conn, sids)):
         if cid not in categories[keeper]:
             categories[keeper].append(cid)
     sals = _grouped(conn, t_sal, "service_id", sids)
