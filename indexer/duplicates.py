@@ -94,8 +94,9 @@ def find_duplicates(db: Database) -> set[str]:
             members[sid][2] == first_source, sid))
         for sid in members:
             wanted[sid] = None if sid == keeper else keeper
+    before = dict(stale)
     changes = {sid: target for sid, target in wanted.items()
-               if current.get(sid, dict(stale).get(sid)) != target}
+               if current.get(sid, before.get(sid)) != target}
     if changes:
         with db.session(write=True) as session:
             for sid, target in changes.items():
