@@ -93,8 +93,13 @@ def api(directory: Database, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["on the event loop", "in a thread"])
 def test_a_busy_database_answers_a_search_with_a_503_to_retry(
-        api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: TestClient, monkeypatch: pytest.MonkeyPatch, inline: bool) -> None:
+    from service.search import api as search_api
+
+    monkeypatch.setattr(search_api, "SEARCH_INLINE", inline)
+
     def busy(self: SqliteSearchBackend, conn: sqlite3.Connection) -> dict[str, int]:
         error = sqlite3.OperationalError("database is locked")
         error.sqlite_errorcode = 5  # SQLITE_BUSY, as the driver sets it
@@ -105,3 +110,82 @@ def test_a_busy_database_answers_a_search_with_a_503_to_retry(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json()["error"]["code"] == "unavailable"
+
+
+SEARCHES = [{"q": "food pantry", "near": "20001", "radius_mi": 10},
+            {"q": "shelter", "near": "20001", "age": 30, "language": "es"},
+            {"category": "1130", "near": "20001", "sort": "distance"},
+            {"q": "rehab", "near": "20001", "near_misses": "true"}]
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["on the event loop", "in a thread"])
+def test_a_search_answers_alike_on_the_event_loop_or_in_a_thread(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch, inline: bool) -> None:
+    """A worker of several (one search at a time) answers on its event loop; any other
+    process in a thread: the answers, reasons and cautions and errors, are the same."""
+    from service.search import api as search_api
+
+    monkeypatch.setattr(search_api, "SEARCH_INLINE", False)
+    expected = [api.get("/api/v1/search", params=p).json() for p in SEARCHES]
+    monkeypatch.setattr(search_api, "SEARCH_INLINE", inline)
+    assert [api.get("/api/v1/search", params=p).json() for p in SEARCHES] == expected
+    posted = api.post("/api/v1/search", json={"q": "food pantry", "near": "20001",
+                                               "radius_mi": 10})
+    assert posted.json() == expected[0]
+    for result in expected[1]["results"]:
+        for note in result["reasons"] + result["cautions"]:
+            assert set(note) == {"code", "params", "text"} and note["text"]
+    unknown = api.get("/api/v1/search", params={"q": "food", "near": "nowhere at all"})
+    assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "near"
+
+
+def _on_a_loop() -> bool:
+    """Whether the calling thread is running an event loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("engine", "online", "on_the_loop"), [
+    ("embedded", False, True), ("embedded", True, False), ("another", False, False)],
+    ids=["embedded engine, offline geocoder", "online geocoder", "another engine"])
+def test_only_a_search_that_waits_on_nothing_runs_on_the_event_loop(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch, engine: str, online: bool,
+        on_the_loop: bool) -> None:
+    """An online geocoder and Elasticsearch wait on the network, so a search that may ask
+    them runs in a thread, and the worker's other requests are not held up meanwhile."""
+    from service.search import api as search_api
+
+    monkeypatch.setattr(search_api, "SEARCH_INLINE", True)
+    geocoder, backend = api.app.state.geocoder, api.app.state.search
+    seen: list[bool] = []
+    asks_online = object() if online else None
+
+    class Geocoder:
+        online = asks_online
+
+        def geocode(self, text: str):  # noqa: ANN202
+            return geocoder.geocode(text)
+
+    class Engine:  # any engine but the embedded one
+        def search(self, *args: object, **kwargs: object):  # noqa: ANN202
+            seen.append(_on_a_loop())
+            return backend.search(*args, **kwargs)
+
+    searched = SqliteSearchBackend.search
+
+    def watched(self: SqliteSearchBackend, *args: object, **kwargs: object):  # noqa: ANN202
+        seen.append(_on_a_loop())
+        return searched(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteSearchBackend, "search", watched)
+    monkeypatch.setattr(api.app.state, "geocoder", Geocoder())
+    if engine == "another":
+        monkeypatch.setattr(api.app.state, "search", Engine())
+    response = api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"})
+    assert response.status_code == 200 and response.json()["results"]
+    assert seen[0] is on_the_loop
