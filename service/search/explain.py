@@ -17,9 +17,10 @@ from service.search.schemas import Note, SearchQuery, SearchResult
 STALE_MONTHS = 12
 
 
-def note(code: str, text: str, **params: Any) -> Note:
-    """One reason or caution."""
-    return Note(code=code, params=params, text=text)
+def note(code: str, text: str, **params: Any) -> dict[str, Any]:
+    """One reason or caution, as the fields of a `Note` (a result validates its notes with
+    itself, in one call: a `Note` built apiece costs a validation call of its own)."""
+    return {"code": code, "params": params, "text": text}
 
 
 def _rules(doc: dict[str, Any]) -> list[Any]:
@@ -57,11 +58,11 @@ def months_since(when: str | datetime | None, now: datetime) -> int | None:
 
 def explain(doc: dict[str, Any], query: SearchQuery, *, distance: float | None,
             matched_categories: list[str], matched_words: list[str], open_value: str,
-            now: datetime) -> tuple[list[Note], list[Note]]:
-    """(reasons, cautions) for one result."""
+            now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(reasons, cautions) for one result, as `Note` fields."""
     tree = category_tree()
-    reasons: list[Note] = []
-    cautions: list[Note] = []
+    reasons: list[dict[str, Any]] = []
+    cautions: list[dict[str, Any]] = []
     named: set[str] = set()
     for cid in matched_categories:
         if cid in tree and tree[cid].name not in named and len(named) < 3:
@@ -168,16 +169,18 @@ def build_result(doc: dict[str, Any], *, distance: float | None, score: float,
     reasons, cautions = explain(doc, query, distance=distance, matched_categories=matched,
                                 matched_words=words, open_value=open_value, now=now)
     address = doc.get("address") or {}
-    return SearchResult(
-        service_id=doc["service_id"], service_at_location_id=doc.get("sal_id"),
-        name=doc["name"], organization=doc.get("organization"),
-        address=" ".join(filter(None, (address.get("address_1"), address.get("address_2"))))
-        or None,
-        city=address.get("city"), state=address.get("state"),
-        postal_code=address.get("postal_code"),
-        latitude=doc.get("lat"), longitude=doc.get("lon"), phones=doc.get("phones") or [],
-        distance_mi=round(distance, 2) if distance is not None else None,
-        categories=doc.get("categories") or [], open_status=open_value, hours=hours,
-        score=round(score, 4), reasons=reasons, cautions=cautions,
-        source=doc["source"], source_id=doc["source_id"],
-        location_source_id=doc.get("location_source_id"))
+    # Validated in one call, notes and phones with it.
+    return SearchResult.model_validate({
+        "service_id": doc["service_id"], "service_at_location_id": doc.get("sal_id"),
+        "name": doc["name"], "organization": doc.get("organization"),
+        "address": " ".join(filter(None, (address.get("address_1"),
+                                          address.get("address_2")))) or None,
+        "city": address.get("city"), "state": address.get("state"),
+        "postal_code": address.get("postal_code"),
+        "latitude": doc.get("lat"), "longitude": doc.get("lon"),
+        "phones": doc.get("phones") or [],
+        "distance_mi": round(distance, 2) if distance is not None else None,
+        "categories": doc.get("categories") or [], "open_status": open_value, "hours": hours,
+        "score": round(score, 4), "reasons": reasons, "cautions": cautions,
+        "source": doc["source"], "source_id": doc["source_id"],
+        "location_source_id": doc.get("location_source_id")})

@@ -817,9 +817,10 @@ class SqliteSearchBackend:
                         f" + 1.0 * {self._category_hit(need.category_ids, 'cat', params)})"
                         ) if in_category else "0"
         language = (query.client.language or "").lower()
-        # no language asked: a value no listing's languages contain (a listing that names no
-        # language stores "  ", which must not earn the language bonus)
-        params["client_lang"] = f" {language} " if language else "\x01"
+        # No language asked: no listing earns the language bonus (not even one that names no
+        # language and stores "  "), so the term is left out rather than tested on every row.
+        if language:
+            params["client_lang"] = f" {language} "
         covers = [i.lower() for i in query.client.insurance]
         for i, cover in enumerate(covers):
             params[f"ins{i}"] = f" {cover} "
@@ -863,7 +864,7 @@ class SqliteSearchBackend:
             + f" + 2.0 * {name_hits}"
             + (" + 3.0 * (CASE WHEN d.is_area = 1 THEN 0.4 ELSE exp(-sqrt(d.dist2) * :decay) END)"
                if place is not None else "")
-            + " + 0.5 * (instr(d.languages, :client_lang) > 0)"
+            + (" + 0.5 * (instr(d.languages, :client_lang) > 0)" if language else "")
             + " + 0.4 * (CASE d.capacity_status WHEN 'has_capacity' THEN 1"
               " WHEN 'no_capacity' THEN -1 WHEN 'waitlist' THEN -0.5 ELSE 0 END)"
             + " + 0.3 * (d.verified_at IS NOT NULL AND d.verified_at >= :stale_before)"
