@@ -111,6 +111,7 @@ BUILD_CHUNK = 5000  # services whose documents are built at a time
 # costs more than it saves.
 PARALLEL_REBUILD_MIN = 20000
 TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
+PENDING = "search_pending"  # services reindexed while a rebuild runs (see `rebuild`)
 
 
 def _row_values(doc: SearchDocument) -> dict[str, Any]:
@@ -408,8 +409,16 @@ class SqliteSearchBackend:
         flush()
         return n
 
-    def _delete_services(self, conn: Connection, service_ids: list[str]) -> int:
+    def _delete_services(self, conn: Connection, service_ids: list[str], *,
+                         pending: bool = True) -> int:
         self._bump(conn)
+        if pending and conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (PENDING,)).first():
+            # A rebuild is running: its new index may have been built from what this
+            # transaction changes, so these services are written again at its swap.
+            conn.exec_driver_sql(f"INSERT OR IGNORE INTO {PENDING} (service_id) SELECT value "
+                                 "FROM json_each(?)", (json.dumps(service_ids),))
         removed = 0
         for start in range(0, len(service_ids), 500):
             chunk = json.dumps(service_ids[start:start + 500])
@@ -471,14 +480,24 @@ class SqliteSearchBackend:
             # Indexed once the rows are in (a sort, not 400k random inserts), under its own
             # name: an index keeps its name when its table is renamed.
             conn.exec_driver_sql("DROP INDEX IF EXISTS new_ix_search_doc_service")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
+            conn.exec_driver_sql(f"CREATE TABLE {PENDING} (service_id TEXT PRIMARY KEY)")
             conn.commit()
-        with self.db.session() as session:
-            ids = list(session.execute(select(service.c.id).order_by(service.c.id)).scalars())
-        with tempfile.TemporaryDirectory(prefix="signpost-index-") as scratch:
-            parts = _build_parts(self.db, ids, Path(scratch))
-            placed = _place(parts, Path(scratch) / "placed.sqlite")
-            written = self._copy_placed(placed)
-        self._merge_segments(prefix="new_")
+        try:
+            with self.db.session() as session:
+                ids = list(session.execute(select(service.c.id).order_by(service.c.id))
+                           .scalars())
+            with tempfile.TemporaryDirectory(prefix="signpost-index-") as scratch:
+                parts = _build_parts(self.db, ids, Path(scratch))
+                placed = _place(parts, Path(scratch) / "placed.sqlite")
+                written = self._copy_placed(placed)
+            self._merge_segments(prefix="new_")
+        except BaseException:
+            with self.db.engine.connect() as conn:
+                conn.execution_options(sqlite_write=True)
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
+                conn.commit()
+            raise
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
             conn.exec_driver_sql("DROP TABLE IF EXISTS search_vocab")
@@ -487,6 +506,13 @@ class SqliteSearchBackend:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
             conn.exec_driver_sql(SCHEMA[2].format(p=""))  # ix_search_doc_service
+            # Services edited while the new index was built: written again from the store,
+            # under the write lock, so no edit is lost in the swap.
+            edited = [r[0] for r in conn.exec_driver_sql(f"SELECT service_id FROM {PENDING}")]
+            conn.exec_driver_sql(f"DROP TABLE {PENDING}")
+            if edited:
+                written -= self._delete_services(conn, edited, pending=False)
+                written += self._write(conn, build_documents(conn, edited))
             conn.exec_driver_sql(VOCAB_SQL.format(p=""))
             conn.exec_driver_sql("INSERT INTO search_meta VALUES ('format', ?) ON CONFLICT (key) "
                                  "DO UPDATE SET value = excluded.value", (INDEX_FORMAT,))

@@ -238,6 +238,35 @@ def test_a_rebuild_built_in_worker_processes_gives_the_same_index(
     assert len(serial["search_doc"]) == 12 and serial["pantry"]
 
 
+def test_an_edit_made_while_a_rebuild_runs_shows_after_the_swap(
+        directory: Database, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partner's edit committed after the rebuild built that listing's document still
+    shows once the new index replaces the old one."""
+    from service.search import sqlite
+
+    built = sqlite._place
+
+    def place_then_edit(parts, path):  # noqa: ANN001, ANN202
+        with directory.session(write=True) as session:
+            sid = session.execute(select(service.c.id).where(
+                service.c.record_source_id == "pantry-far")).scalar_one()
+            apply_local_edit(session, table="service", record_id=sid,
+                             changes={"name": "Anacostia Community Pantry"},
+                             edited_by="partner:a")
+            SqliteSearchBackend(directory).reindex_services(session.connection(), [sid])
+        return built(parts, path)
+
+    monkeypatch.setattr(sqlite, "_place", place_then_edit)
+    assert SqliteSearchBackend(directory).rebuild() == 12
+    found = names(api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}))
+    assert "Anacostia Community Pantry" in found
+    assert "Anacostia Food Pantry" not in found
+    with directory.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM search_doc").scalar_one() == 12
+        assert not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = "
+                                        "'search_pending'").first()
+
+
 def test_a_rebuild_places_the_documents_of_a_full_cell_elsewhere_and_finds_them_all(
         directory: Database, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A geohash cell's rowid range holds a fixed number of documents; those a rebuild cannot
