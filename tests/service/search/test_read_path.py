@@ -189,3 +189,25 @@ def test_only_a_search_that_waits_on_nothing_runs_on_the_event_loop(
     response = api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"})
     assert response.status_code == 200 and response.json()["results"]
     assert seen[0] is on_the_loop
+
+
+def test_every_hour_of_the_week_reads_back_as_it_was_stored() -> None:
+    """The 168 hour slots are stored as three integers; each slot, the first and last of each
+    part included, reads back set or not as the listing's hours say."""
+    import random
+    import sqlite3
+
+    from service.search.sqlite import _hour_at, _hour_set, _slot_parts
+
+    rng = random.Random(168)
+    weeks = ["1" * 168, "0" * 168, "10" * 84, "".join(rng.choice("01") for _ in range(168))]
+    conn = sqlite3.connect(":memory:")
+    for week in weeks:
+        parts = _slot_parts("h", week)
+        row = ", ".join(f"{v} AS {k}" for k, v in parts.items())
+        for slot in range(168):
+            computed = conn.execute(f"SELECT {_hour_set('d.h', str(slot))}, "
+                                    f"{_hour_at('d.h', slot)} FROM (SELECT {row}) d").fetchone()
+            assert computed == (int(week[slot]), int(week[slot])), (week, slot)
+        assert conn.execute(f"SELECT {_hour_set('d.h', '-1')} FROM (SELECT {row}) d"
+                            ).fetchone() == (0,)
