@@ -183,12 +183,10 @@ class IndexRows(NamedTuple):
 
 class _Rowids:
     """Hands out each document's rowid in its cell's range (see CELL_SEQ_BITS), asking the
-    index for a range's last rowid once; an index being built from empty (`fresh`) has none
-    to ask for, which saves a query per document at 400k places."""
+    index for a range's last rowid once (a rebuild places its documents with `_place`)."""
 
-    def __init__(self, prefix: str = "", *, fresh: bool = False) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
-        self.fresh = fresh
         self.next_in: dict[int, int] = {}  # range start -> the next free rowid in it
 
     def next(self, raw: Any, home: tuple[int, int]) -> int:
@@ -202,7 +200,7 @@ class _Rowids:
 
     def _next_free(self, raw: Any, start: int, end: int) -> int:
         if start not in self.next_in:
-            last = None if self.fresh else raw.execute(
+            last = raw.execute(
                 f"SELECT max(rowid) FROM {self.prefix}search_doc WHERE rowid >= ? AND rowid < ?",
                 (start, end)).fetchone()[0]
             self.next_in[start] = start if last is None else last + 1
@@ -545,14 +543,13 @@ class SqliteSearchBackend:
         """Copy the placed documents into the new tables in rowid order, REBUILD_BATCH at a
         time: short write transactions, so partner edits can commit between them."""
         doc_cols = ", ".join(("rowid",) + DOC_COLUMNS)
-        copies = [
-            f"INSERT INTO new_search_doc ({doc_cols}) SELECT {doc_cols} FROM placed.placed",
-            "INSERT INTO new_search_payload (rowid, doc) SELECT rowid, payload FROM "
-            "placed.placed",
-            "INSERT INTO new_search_fts (rowid, name, organization, body, tags) SELECT rowid, "
-            "name, organization, body, tags FROM placed.placed",
-            "INSERT INTO new_search_point SELECT rowid, min_lat, max_lat, min_lon, max_lon FROM "
-            "placed.placed",
+        copies = [  # (table and columns, what they take from `placed`, which rows)
+            (f"new_search_doc ({doc_cols})", doc_cols, ""),
+            ("new_search_payload (rowid, doc)", "rowid, payload", ""),
+            ("new_search_fts (rowid, name, organization, body, tags)",
+             "rowid, name, organization, body, tags", ""),
+            ("new_search_point", "rowid, min_lat, max_lat, min_lon, max_lon",
+             " AND min_lat IS NOT NULL"),
         ]
         written, last = 0, -1
         while True:
@@ -567,11 +564,10 @@ class SqliteSearchBackend:
                     if not n:
                         conn.rollback()
                         return written
-                    for sql in copies:
-                        where = " WHERE rowid > ? AND rowid <= ?"
-                        if "search_point" in sql:
-                            where += " AND min_lat IS NOT NULL"
-                        conn.exec_driver_sql(sql + where + " ORDER BY rowid", (last, upto))
+                    for target, columns, only in copies:
+                        conn.exec_driver_sql(
+                            f"INSERT INTO {target} SELECT {columns} FROM placed.placed WHERE "
+                            f"rowid > ? AND rowid <= ?{only} ORDER BY rowid", (last, upto))
                     conn.commit()
                 finally:
                     raw.execute("DETACH DATABASE placed")
@@ -702,12 +698,12 @@ class SqliteSearchBackend:
                ) -> SearchResponse:
         """Answer a query; see the module docstring for the plan.
 
-        A process runs only as many searches at once as it has CPUs (`SEARCH_SLOTS`); the
-        others wait their turn asleep. A search only computes: its SQL runs outside the GIL
-        and its Python inside, so running more at once than there are CPUs finishes none
-        sooner and costs each one GIL hand-overs and cache misses (measured with wrk at
-        concurrency 16 on two workers and two cores: a quarter more CPU per search with no
-        limit, half the context switches with one search per worker).
+        A process runs only its share of the CPUs' searches at once (`SEARCH_SLOTS`, see
+        `search_slots`); the others wait their turn asleep. A search only computes: its SQL
+        runs outside the GIL and its Python inside, so running more at once than there are
+        CPUs finishes none sooner and costs each one GIL hand-overs and cache misses
+        (measured with wrk at concurrency 16 on two workers and two cores: a quarter more CPU
+        per search with no limit, half the context switches with one search per worker).
         """
         with SEARCH_SLOTS:
             return self._search(query, place, now=now)
@@ -1148,11 +1144,15 @@ def _place(parts: list[Path], path: Path) -> Path:
         ranked = (f"SELECT *, home_start + row_number() OVER (PARTITION BY home_start "
                   f"ORDER BY key) - 1 AS place FROM ({every})")
         conn.execute("BEGIN")
-        conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT place, {cols} FROM "
-                     f"({ranked}) WHERE place < home_end ORDER BY place")
-        conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT max(?, (SELECT max(rowid) "
-                     f"FROM placed)) + row_number() OVER (ORDER BY key), {cols} FROM "
-                     f"({ranked}) WHERE place >= home_end ORDER BY key", (OTHER_BASE - 1,))
+        placed = conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT place, {cols} FROM "
+                              f"({ranked}) WHERE place < home_end ORDER BY place").rowcount
+        built = sum(conn.execute(f"SELECT count(*) FROM {name}.part").fetchone()[0]
+                    for name in names)
+        if placed < built:  # some cell was full: rank everything again for the rest
+            conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT max(?, (SELECT max(rowid) "
+                         f"FROM placed)) + row_number() OVER (ORDER BY key), {cols} FROM "
+                         f"({ranked}) WHERE place >= home_end ORDER BY key",
+                         (OTHER_BASE - 1,))
         conn.execute("COMMIT")
     finally:
         conn.close()
