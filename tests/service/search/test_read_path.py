@@ -4,7 +4,6 @@ once, and a busy database answered like everywhere else in the API."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +13,11 @@ from fastapi.testclient import TestClient
 
 from indexer.geocode import Geocoder
 from indexer.pipeline import load
-from service.app import create_app
-from service.config import Settings
 from service.db import Database
 from service.search.schemas import SearchQuery
 from service.search.service import locate
 from service.search.sqlite import SqliteSearchBackend
-from tests.factories import Package, search_package
+from tests.factories import Package
 
 MONDAY_10AM = datetime(2025, 6, 2, 14, 0, tzinfo=UTC)  # 10:00 in Washington (EDT)
 TUESDAY_10AM = datetime(2025, 6, 3, 14, 0, tzinfo=UTC)
@@ -66,12 +63,6 @@ def test_open_at_keeps_only_the_pantry_open_then(sqlite_db: Database, tmp_path: 
     assert _names(SqliteSearchBackend(sqlite_db), MONDAY_10AM, open_at=at) == open_then
 
 
-@pytest.fixture
-def directory(sqlite_db: Database, tmp_path: Path) -> Database:
-    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
-    return sqlite_db
-
-
 def test_many_searches_at_once_each_get_their_own_answer(directory: Database) -> None:
     backend = SqliteSearchBackend(directory)
     place = locate("20001", Geocoder())
@@ -83,14 +74,6 @@ def test_many_searches_at_once_each_get_their_own_answer(directory: Database) ->
         together = list(pool.map(
             lambda q: backend.search(q, place, now=MONDAY_10AM).model_dump_json(), queries * 4))
     assert together == alone * 4
-
-
-@pytest.fixture
-def api(directory: Database, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
-                        geocode_cache_path=tmp_path / "geocode.sqlite")
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["on the event loop", "in a thread"])

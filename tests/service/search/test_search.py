@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +17,6 @@ from service.directory.edits import apply_local_edit
 from service.directory.tables import service
 from service.search.sqlite import SqliteSearchBackend
 from tests.factories import search_package
-
-
-@pytest.fixture
-def directory(sqlite_db: Database, tmp_path: Path) -> Database:
-    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
-    return sqlite_db
-
-
-@pytest.fixture
-def api(directory: Database, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=str(directory.url), environment="test", demo_notice=False,
-                        geocode_cache_path=tmp_path / "geocode.sqlite")
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def names(response) -> list[str]:  # noqa: ANN001
