@@ -122,6 +122,12 @@ location = hsds_tables["location"]
 service_at_location = hsds_tables["service_at_location"]
 
 Index("ix_location_point", location.c.latitude, location.c.longitude)
+# The few records with local edits, found without reading every record of a source: each
+# import merges them (indexer.apply), and a first import of 400k records scanned them all.
+for _name in RECORD_TABLES:
+    _t = hsds_tables[_name]
+    Index(f"ix_{_name}_edited", _t.c.record_source, sqlite_where=_t.c.local_edits.is_not(None),
+          postgresql_where=_t.c.local_edits.is_not(None))
 Index("ix_service_updated_at", service.c.updated_at)
 
 service_category = Table(
