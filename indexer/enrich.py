@@ -31,6 +31,8 @@ def expand_row(table: str, row: dict[str, Any], source_row: SourceRow,
         yield from _schedule(row, source_row)
     elif table == "service_area":
         yield table, _service_area(row)
+    elif table == "location":
+        yield table, _location(row)
     else:
         yield table, row
 
@@ -74,6 +76,15 @@ def _schedule(row: dict[str, Any], source_row: SourceRow) -> Iterator[tuple[str,
 def _suffix_id(base: str, i: int) -> str:
     from indexer.ids import directory_id
     return directory_id("derived", "schedule", f"{base}#{i}")
+
+
+def _location(row: dict[str, Any]) -> dict[str, Any]:
+    # The time zone of a place with coordinates, here in the reading workers; places geocoded
+    # later get theirs in `_time_zones`.
+    if row.get("latitude") is not None and not row.get("time_zone"):
+        from indexer.geocode import timezone_for
+        row["time_zone"] = timezone_for(row["latitude"], row["longitude"])
+    return row
 
 
 def _service_area(row: dict[str, Any]) -> dict[str, Any]:
@@ -154,16 +165,12 @@ def _zip_from_coordinates(stage: Stage) -> None:
 
 
 def _time_zones(stage: Stage) -> None:
+    """Time zones of the places geocoded here (`_location` gave the others theirs)."""
     from indexer.geocode import timezone_for
 
-    cache: dict[tuple[float, float], str | None] = {}
-    updates = []
-    for loc_id, lat, lon in stage.query(
-            "SELECT id, latitude, longitude FROM location WHERE latitude IS NOT NULL"):
-        key = (round(lat, 1), round(lon, 1))
-        if key not in cache:
-            cache[key] = timezone_for(lat, lon)
-        updates.append((cache[key], loc_id))
+    updates = [(timezone_for(lat, lon), loc_id) for loc_id, lat, lon in stage.query(
+        "SELECT id, latitude, longitude FROM location WHERE latitude IS NOT NULL "
+        "AND time_zone IS NULL")]
     stage.update_many("UPDATE location SET time_zone = ? WHERE id = ?", updates)
 
 
