@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,10 +84,13 @@ class Plan:
 class Applier:
     """One write transaction on the directory with the staged rows in reach."""
 
-    def __init__(self, db: Database, stage: Stage, sources: list[str]) -> None:
+    def __init__(self, db: Database, stage: Stage, sources: list[str], *,
+                 before_lock: Callable[[Applier], None] | None = None) -> None:
         self.db = db
         self.stage = stage
         self.sources = sources
+        # Called once the stage's rows are marked, before the write lock is taken (SQLite).
+        self.before_lock = before_lock
         self.now = datetime.now(UTC)
         self.conn: Connection | None = None
         self.conflicts: Counter[str] = Counter()  # table -> conflicts listed for an admin
@@ -107,6 +110,8 @@ class Applier:
             # stage's own file), so it runs before the write lock is taken: the lock is then
             # held just for the rows that really change.
             self._mark_changes(raw)
+            if self.before_lock is not None:
+                self.before_lock(self)
             conn.execution_options(sqlite_write=True)
             conn.begin()
         else:

@@ -21,15 +21,18 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from indexer import enrich
+from indexer import enrich, prebuild
 from indexer.apply import Applier
 from indexer.loaders import find_loader
 from indexer.normalize import Normalizer
+from indexer.prebuild import StageDocuments
 from indexer.reading import read_into_stage
 from indexer.records import FOREIGN_KEYS, RECORD_TABLES, Problem, Problems
 from indexer.staging import STAGED_TABLES, Stage
 from service.db import Database
 from service.directory.tables import import_run
+from service.search.service import rebuilds_embedded_index, refresh_index
+from service.search.sqlite import SqliteSearchBackend
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,13 @@ def load(
     report = RunReport(source=source, format=loader.format, path=str(path))
     report.run_id = _start_run(db, report)
     stage = Stage(stage_dir)
+    prebuilt: StageDocuments | None = None
+
+    def start_prebuild(applier: Applier) -> None:
+        nonlocal prebuilt
+        if not dry_run:
+            prebuilt = _start_prebuild(db, stage, applier.now)
+
     try:
         normalizer = Normalizer(source, report.problems)
         clock = _Clock(report)
@@ -165,7 +175,8 @@ def load(
         _count_service_states(stage, report)
         if progress:
             progress("applying", 0)
-        with Applier(db, stage, sorted(normalizer.sources_seen)) as applier:
+        with Applier(db, stage, sorted(normalizer.sources_seen),
+                     before_lock=start_prebuild) as applier:
             plan = applier.plan()
             for table, counts in plan.counts.items():
                 for outcome, n in counts.items():
@@ -178,37 +189,71 @@ def load(
             report.changed_service_ids = applier.apply(report.run_id)
             for table, n in applier.conflicts.items():  # local edits the source overrode
                 report.count(table, "edit_conflict", n)
+            if prebuilt is not None:  # edits from the moment these services exist are noted
+                SqliteSearchBackend(db).prepare_rebuild(applier.conn)
             report.status = "done"
         clock.lap("apply")
     except _DryRun:
         pass
     except ImportStopped:
+        _close(stage, prebuilt)
         if report.status == "running":
             report.status = "stopped"
         _finish_run(db, report)
         raise
     except BaseException as exc:
+        _close(stage, prebuilt)
         report.status = "failed"
         report.message = f"import failed: {type(exc).__name__}: {exc}; the directory was not " \
                          "changed"
         _finish_run(db, report)
         raise
+    try:
+        _after_apply(db, report, prebuilt)
+    except BaseException:
+        if prebuilt is not None and report.status == "done":
+            SqliteSearchBackend(db).abandon_rebuild()
+        raise
     finally:
-        stage.close()
+        _close(stage, prebuilt)
+    _finish_run(db, report)
+    return report
+
+
+def _after_apply(db: Database, report: RunReport, prebuilt: StageDocuments | None) -> None:
+    """Group duplicates and bring the search index up to date."""
     from indexer.duplicates import find_duplicates
-    from service.search.service import refresh_index
 
     clock = _Clock(report)
     if report.status == "done":
         merged = find_duplicates(db)
         report.changed_service_ids |= merged
+        if prebuilt is not None:
+            prebuilt.forget(merged)  # their listings are no longer what the stage says
         with db.session() as session:
             report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
         clock.lap("duplicates")
-    report.count("search", "indexed", refresh_index(db, report.changed_service_ids))
+    report.count("search", "indexed", refresh_index(
+        db, report.changed_service_ids, prebuilt=prebuilt if report.status == "done" else None))
     clock.lap("index")
-    _finish_run(db, report)
-    return report
+
+
+def _start_prebuild(db: Database, stage: Stage, now: datetime) -> StageDocuments | None:
+    """Build the search documents from the stage during the apply, when the directory will
+    then hold exactly what the stage does for those services (see indexer.prebuild)."""
+    services = stage.count("service")
+    if services < prebuild.MIN_SERVICES or not prebuild.all_new(stage) \
+            or not rebuilds_embedded_index(db, services):
+        return None
+    return StageDocuments.start(stage, now)
+
+
+def _close(stage: Stage, prebuilt: StageDocuments | None) -> None:
+    try:
+        if prebuilt is not None:
+            prebuilt.close()
+    finally:
+        stage.close()
 
 
 def _check_duplicates(stage: Stage, report: RunReport) -> None:

@@ -82,19 +82,45 @@ def search(backend: Any, geocoder: Any, query: SearchQuery, *,
     return response
 
 
-def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None) -> int:
-    """After an import: rewrite the changed services' documents (or rebuild when most did)."""
+REBUILD_MIN = 20000  # an import changing more services than this rebuilds the index
+
+
+def _uses_elasticsearch(settings: Any) -> bool:
+    return settings.search_backend == "elasticsearch" and bool(settings.elasticsearch_url)
+
+
+def rebuilds_embedded_index(db: Database, changed: int, *, settings: Any = None) -> bool:
+    """Whether `refresh_index` would rebuild the embedded (SQLite) index after an import that
+    changes `changed` services."""
     if settings is None:
         from service.config import get_settings
         settings = get_settings()
-    if settings.search_backend == "elasticsearch" and settings.elasticsearch_url:
+    if _uses_elasticsearch(settings) or not db.is_sqlite:
+        return False
+    from service.search.sqlite import SqliteSearchBackend
+
+    backend = SqliteSearchBackend(db)
+    backend.ensure_schema()
+    return changed > REBUILD_MIN or changed > backend.count()
+
+
+def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
+                  prebuilt: Any = None) -> int:
+    """After an import: rewrite the changed services' documents (or rebuild when most did).
+
+    `prebuilt` (SQLite only): documents the import built from its stage, for a rebuild that
+    the import prepared (`rebuilds_embedded_index`, `SqliteSearchBackend.prepare_rebuild`)."""
+    if settings is None:
+        from service.config import get_settings
+        settings = get_settings()
+    if _uses_elasticsearch(settings):
         from service.search.elasticsearch import ElasticsearchBackend
 
         es = ElasticsearchBackend.from_settings(settings, db)
         if not service_ids:
             return 0
         try:
-            if len(service_ids) > 20000 or len(service_ids) > es.count():
+            if len(service_ids) > REBUILD_MIN or len(service_ids) > es.count():
                 return es.rebuild()
             with db.engine.connect() as conn:
                 return es.reindex_services(conn, service_ids)
@@ -109,9 +135,11 @@ def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None) 
 
     backend = SqliteSearchBackend(db)
     backend.ensure_schema()
+    if prebuilt is not None:
+        return backend.rebuild(prebuilt=prebuilt)
     if not service_ids:
         return 0
-    if len(service_ids) > 20000 or len(service_ids) > backend.count():
+    if len(service_ids) > REBUILD_MIN or len(service_ids) > backend.count():
         return backend.rebuild()
     with db.engine.connect() as conn:
         conn.execution_options(sqlite_write=True)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from pydantic_core import from_json
 from sqlalchemy import Connection, select
@@ -320,6 +320,16 @@ def _doc(row: dict[str, Any]) -> dict[str, Any]:
     return row["doc"]
 
 
+class PrebuiltDocuments(Protocol):
+    """Documents of some services built before a rebuild started (see `rebuild`)."""
+
+    service_ids: set[str]  # the services whose documents (or lack of any) the parts hold
+
+    def parts(self) -> list[Path]:
+        """The scratch files (PartFile) holding them, once all are built."""
+        ...
+
+
 class NeedMatch(NamedTuple):
     """The FTS5 query of a need: everything that answers it, its text part alone, its
     category part alone, and whether the text part is all of it but the categories."""
@@ -476,7 +486,8 @@ class SqliteSearchBackend:
             conn.commit()
         return n
 
-    def rebuild(self, db: Database | None = None) -> int:
+    def rebuild(self, db: Database | None = None, *,
+                prebuilt: PrebuiltDocuments | None = None) -> int:
         """Build a complete new index beside the old one, then swap them in one transaction.
 
         Searches keep using the old index until the swap, so totals never drop meanwhile.
@@ -488,33 +499,33 @@ class SqliteSearchBackend:
         transaction only while rowids ascend (each step back flushes a small segment), and
         b-trees grow by appending. Written in the order the documents were built, the same
         index took two and a half times the CPU.
+
+        `prebuilt` holds the documents of some services built elsewhere (a first import builds
+        them from its stage while it is applied, `indexer.prebuild`); only the other services'
+        documents are built here. Its caller ran `prepare_rebuild` in the transaction that
+        made those services, so no edit after it is missed.
         """
-        with self.db.engine.connect() as conn:
-            conn.execution_options(sqlite_write=True)
-            for table in reversed(TABLES):
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS new_{table}")
-            conn.exec_driver_sql("DROP TABLE IF EXISTS new_search_vocab")
-            self.ensure_schema(conn, prefix="new_")
-            # Indexed once the rows are in (a sort, not 400k random inserts), under its own
-            # name: an index keeps its name when its table is renamed.
-            conn.exec_driver_sql("DROP INDEX IF EXISTS new_ix_search_doc_service")
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
-            conn.exec_driver_sql(f"CREATE TABLE {PENDING} (service_id TEXT PRIMARY KEY)")
-            conn.commit()
+        if prebuilt is None:
+            with self.db.engine.connect() as conn:
+                conn.execution_options(sqlite_write=True)
+                self.prepare_rebuild(conn)
+                conn.commit()
         try:
             with self.db.session() as session:
                 ids = list(session.execute(select(service.c.id).order_by(service.c.id))
                            .scalars())
             with tempfile.TemporaryDirectory(prefix="signpost-index-") as scratch:
-                parts = _build_parts(self.db, ids, Path(scratch))
+                parts = []
+                if prebuilt is not None:
+                    parts = prebuilt.parts()
+                    ids = [i for i in ids if i not in prebuilt.service_ids]
+                if ids:
+                    parts += _build_parts(self.db, ids, Path(scratch))
                 placed = _place(parts, Path(scratch) / "placed.sqlite")
                 written = self._copy_placed(placed)
             self._merge_segments(prefix="new_")
         except BaseException:
-            with self.db.engine.connect() as conn:
-                conn.execution_options(sqlite_write=True)
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
-                conn.commit()
+            self.abandon_rebuild()
             raise
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
@@ -538,6 +549,26 @@ class SqliteSearchBackend:
             conn.commit()
         self._vocab = None
         return written
+
+    def prepare_rebuild(self, conn: Connection) -> None:
+        """Empty new tables for a rebuild, and from now on note every service reindexed
+        (PENDING) to write it again at the swap; in the caller's transaction."""
+        for table in reversed(TABLES):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS new_{table}")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS new_search_vocab")
+        self.ensure_schema(conn, prefix="new_")
+        # Indexed once the rows are in (a sort, not 400k random inserts), under its own
+        # name: an index keeps its name when its table is renamed.
+        conn.exec_driver_sql("DROP INDEX IF EXISTS new_ix_search_doc_service")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
+        conn.exec_driver_sql(f"CREATE TABLE {PENDING} (service_id TEXT PRIMARY KEY)")
+
+    def abandon_rebuild(self) -> None:
+        """A rebuild that will not finish: stop noting reindexed services."""
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
+            conn.commit()
 
     def _copy_placed(self, placed: Path) -> int:
         """Copy the placed documents into the new tables in rowid order, REBUILD_BATCH at a
@@ -1068,7 +1099,7 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
     workers = min(os.cpu_count() or 1, len(chunks))
     if len(ids) < PARALLEL_REBUILD_MIN or workers < 2:
         path = scratch / "part-0.sqlite"
-        part = _Part(path)
+        part = PartFile(path)
         for chunk in chunks:
             with db.engine.connect() as conn:
                 part.add(build_documents(conn, chunk))
@@ -1083,8 +1114,8 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
     return sorted(Path(p) for p in paths)
 
 
-class _Part:
-    """A scratch file that built documents are appended to."""
+class PartFile:
+    """A scratch file that built documents are appended to (table `part`, PART_COLUMNS)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -1110,7 +1141,7 @@ class _Part:
 
 
 _worker_db: Database | None = None
-_worker_part: _Part | None = None
+_worker_part: PartFile | None = None
 
 
 def _build_part_in_worker(url: str, scratch: str, ids: list[str]) -> str:
@@ -1121,7 +1152,7 @@ def _build_part_in_worker(url: str, scratch: str, ids: list[str]) -> str:
         _worker_db = Database(url)
     path = Path(scratch) / f"part-{os.getpid()}.sqlite"
     if _worker_part is None or _worker_part.path != path:
-        _worker_part = _Part(path)
+        _worker_part = PartFile(path)
     with _worker_db.engine.connect() as conn:
         _worker_part.add(build_documents(conn, ids))
     return str(path)

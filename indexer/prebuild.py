@@ -1,0 +1,158 @@
+"""A first import's search documents, built from its stage while the stage is applied.
+
+Applying an import is one process writing the directory (SQLite has a single writer), so the
+other cores would only wait; and the index rebuild after it spent half its time building
+documents by reading back what the apply had just written. When every staged row is new (a
+source's first import), the directory will hold for those services exactly what the stage
+holds, so their documents are built from the stage instead, by a worker process that runs
+during the apply and the duplicate check after it. Services whose listing the duplicate check
+then changes are forgotten here, and the rebuild builds them from the directory.
+
+The stage is read through views that give its records what the apply gives them: active unless
+the source said otherwise, created and updated at the apply's time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from indexer.records import RECORD_TABLES
+from indexer.staging import STAGED_TABLES, Stage, columns_of
+from service.search.documents import build_documents
+from service.search.sqlite import BUILD_CHUNK, PartFile
+
+# An import of fewer services builds its documents after the apply, from the directory:
+# starting a process costs more than the overlap saves.
+MIN_SERVICES = 20000
+# The stage columns the document builder looks rows up by (service.search.documents).
+LOOKUPS = (
+    ("service", "duplicate_of"), ("service_category", "service_id"),
+    ("service_at_location", "service_id"), ("address", "location_id"),
+    ("phone", "service_id"), ("phone", "location_id"), ("schedule", "service_id"),
+    ("schedule", "location_id"), ("schedule", "service_at_location_id"),
+    ("language", "service_id"), ("language", "location_id"), ("service_area", "service_id"),
+    ("cost_option", "service_id"), ("accessibility", "location_id"),
+)
+
+
+def all_new(stage: Stage) -> bool:
+    """Whether the apply will only add rows: every staged row is new and nothing goes."""
+    if next(stage.query("SELECT 1 FROM _gone LIMIT 1"), None):
+        return False
+    return not any(next(stage.query(f"SELECT 1 FROM {t} WHERE _op IS NOT 'new' LIMIT 1"), None)
+                   for t in STAGED_TABLES if t != "service_category")
+
+
+def stage_engine(path: Path, now: datetime) -> Engine:
+    """A read-only engine on a stage whose record tables read as the apply writes them."""
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    stamp = "'" + now.isoformat(" ") + "'"  # how the apply's :now is stored
+    meta = {"is_active": "coalesce(is_active, 1)", "created_at": stamp, "updated_at": stamp}
+
+    @event.listens_for(engine, "connect")
+    def _views(dbapi_connection: Any, _record: Any) -> None:
+        # Unqualified names find the temp schema first, so `service` is this view.
+        for table in RECORD_TABLES:
+            columns = ", ".join(f"{meta[c]} AS {c}" if c in meta else c
+                                for c in columns_of(table))
+            dbapi_connection.execute(
+                f"CREATE TEMP VIEW {table} AS SELECT {columns} FROM main.{table}")
+
+    return engine
+
+
+class StageDocuments:
+    """Documents of a stage's services, being built in another process (see the module)."""
+
+    def __init__(self, stage: Stage, now: datetime, workers: int) -> None:
+        self.stage_path = stage.path
+        self.now = now
+        ids = [r[0] for r in stage.query("SELECT id FROM service ORDER BY id")]
+        self.service_ids = set(ids)  # whose documents the parts will hold
+        self._forgotten: set[str] = set()
+        self._scratch = tempfile.TemporaryDirectory(prefix="signpost-prebuild-")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self._chunks: list[tuple[Future[str], list[str]]] = []
+        for start in range(0, len(ids), BUILD_CHUNK):
+            chunk = ids[start:start + BUILD_CHUNK]
+            self._chunks.append((self._pool.submit(
+                _build_in_worker, str(stage.path), now, self._scratch.name, chunk), chunk))
+
+    @classmethod
+    def start(cls, stage: Stage, now: datetime) -> StageDocuments:
+        """Index the stage for the builder and start building (one process per spare core:
+        the apply keeps one busy)."""
+        for table, column in LOOKUPS:
+            stage.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} "
+                          f"({column})")
+        stage.execute("ANALYZE")
+        return cls(stage, now, workers=max(1, (os.cpu_count() or 1) - 1))
+
+    def forget(self, service_ids: Iterable[str]) -> None:
+        """These services' documents are to be built from the directory after all."""
+        stale = self.service_ids.intersection(service_ids)
+        self.service_ids -= stale
+        self._forgotten |= stale
+
+    def parts(self) -> list[Path]:
+        """The part files, once every chunk is built: the chunks no worker has started yet
+        are built in this process (which would otherwise only wait)."""
+        left = [chunk for future, chunk in self._chunks if future.cancel()]
+        paths = set()
+        if left:
+            path = Path(self._scratch.name) / "part-main.sqlite"
+            part = PartFile(path)
+            engine = stage_engine(self.stage_path, self.now)
+            try:
+                with engine.connect() as conn:
+                    for chunk in left:
+                        part.add(build_documents(conn, chunk))
+            finally:
+                part.close()
+                engine.dispose()
+            paths.add(path)
+        paths.update(Path(f.result()) for f, _ in self._chunks if not f.cancelled())
+        self._pool.shutdown()  # the workers close their files
+        if self._forgotten:
+            stale = json.dumps(sorted(self._forgotten))
+            for path in paths:
+                conn = sqlite3.connect(path, isolation_level=None)
+                try:
+                    conn.execute("DELETE FROM part WHERE service_id IN (SELECT value FROM "
+                                 "json_each(?))", (stale,))
+                finally:
+                    conn.close()
+        return sorted(paths)
+
+    def close(self) -> None:
+        """Stop the workers and remove the part files."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._scratch.cleanup()
+
+
+_engine: Engine | None = None
+_part: PartFile | None = None
+
+
+def _build_in_worker(stage_path: str, now: datetime, scratch: str, ids: list[str]) -> str:
+    """In a worker process: append these services' documents to this process's part file."""
+    global _engine, _part
+    if _engine is None:
+        _engine = stage_engine(Path(stage_path), now)
+    path = Path(scratch) / f"part-{os.getpid()}.sqlite"
+    if _part is None or _part.path != path:
+        _part = PartFile(path)
+    with _engine.connect() as conn:
+        _part.add(build_documents(conn, ids))
+    return str(path)

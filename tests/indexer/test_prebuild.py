@@ -1,0 +1,147 @@
+"""A first import builds its search documents from its stage while it is applied
+(indexer.prebuild): the index it leaves is the one a rebuild from the directory writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from indexer import apply, prebuild
+from indexer.pipeline import load
+from service.db import Database
+from service.directory.edits import apply_local_edit
+from service.directory.tables import service
+from service.search import sqlite
+from service.search.schemas import SearchQuery
+from service.search.sqlite import SqliteSearchBackend
+from tests.factories import Package, search_package
+from tests.service.search.test_search import _index_snapshot
+
+
+def _package_with_a_duplicate() -> Package:
+    """The search directory, with the Capitol Food Pantry listed twice (the second copy is
+    merged into the first by the duplicate check, after the documents were built)."""
+    p = search_package()
+    p.add("organization", id="org-copy", name="Capitol Food Pantry Inc", description="Provider")
+    p.add("service", id="pantry-copy", organization_id="org-copy", name="Capitol Food Pantry",
+          description="Free groceries", status="active", x_categories="1130")
+    p.add("location", id="loc-copy", organization_id="org-copy", name="Capitol Food Pantry",
+          location_type="physical", latitude=38.915, longitude=-77.020)
+    p.add("service_at_location", id="sal-copy", service_id="pantry-copy", location_id="loc-copy")
+    p.add("address", id="adr-copy", location_id="loc-copy", address_1="1 Main Street",
+          city="Washington", state_province="DC", postal_code="20001", country="US",
+          address_type="physical")
+    return p
+
+
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """Prebuild from one service up, in a worker process even here; records what was built
+    where."""
+    seen: dict[str, list] = {"started": [], "from_directory": []}
+    monkeypatch.setattr(prebuild, "MIN_SERVICES", 1)
+    monkeypatch.setattr(prebuild, "BUILD_CHUNK", 3)
+    start = prebuild.StageDocuments.start.__func__
+
+    def spy_start(cls, stage, now):  # noqa: ANN001, ANN202
+        seen["started"].append(stage.count("service"))
+        return start(cls, stage, now)
+
+    monkeypatch.setattr(prebuild.StageDocuments, "start", classmethod(spy_start))
+    build_parts = sqlite._build_parts
+
+    def spy_build(db, ids, scratch):  # noqa: ANN001, ANN202
+        seen["from_directory"].append(sorted(ids))
+        return build_parts(db, ids, scratch)
+
+    monkeypatch.setattr(sqlite, "_build_parts", spy_build)
+    return seen
+
+
+def _service_id(db: Database, source_id: str) -> str:
+    with db.session() as session:
+        return session.execute(select(service.c.id).where(
+            service.c.record_source_id == source_id)).scalar_one()
+
+
+def test_a_first_import_indexes_from_its_stage_what_a_rebuild_from_the_directory_gives(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list]) -> None:
+    report = load(sqlite_db, _package_with_a_duplicate().write(tmp_path / "pkg"), source="city")
+    assert watched["started"] == [13]
+    # Only the two copies (the one kept, the one merged into it) were built again, from the
+    # directory.
+    copies = [_service_id(sqlite_db, "pantry-near"), _service_id(sqlite_db, "pantry-copy")]
+    assert watched["from_directory"] == [sorted(copies)]
+    assert report.counts["service"]["listed_as_duplicate"] == 1
+    assert report.counts["search"]["indexed"] == 12
+    imported = _index_snapshot(sqlite_db)
+
+    SqliteSearchBackend(sqlite_db).rebuild()
+    assert _index_snapshot(sqlite_db) == imported
+    assert len(imported["search_doc"]) == 12 and imported["pantry"]
+
+
+def test_a_reimport_builds_from_the_directory(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list]) -> None:
+    package = search_package().write(tmp_path / "pkg")
+    load(sqlite_db, package, source="city")
+    load(sqlite_db, package, source="city", force=True)
+    assert watched["started"] == [12]  # the second run changes rows that already exist
+
+
+def test_an_edit_made_after_the_apply_shows_once_the_index_is_swapped(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partner edit committed between the apply and the new index's swap is not lost,
+    though that listing's document had already been built from the stage."""
+    from indexer import duplicates
+
+    find = duplicates.find_duplicates
+
+    def edit_then_find(db: Database) -> set[str]:
+        with db.session(write=True) as session:
+            sid = session.execute(select(service.c.id).where(
+                service.c.record_source_id == "pantry-far")).scalar_one()
+            apply_local_edit(session, table="service", record_id=sid,
+                             changes={"name": "Anacostia Community Pantry"},
+                             edited_by="partner:a")
+            SqliteSearchBackend(db).reindex_services(session.connection(), [sid])
+        return find(db)
+
+    monkeypatch.setattr(duplicates, "find_duplicates", edit_then_find)
+    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    assert watched["started"] == [12]
+    from indexer.geocode import Geocoder
+    from service.search.service import locate
+
+    found = SqliteSearchBackend(sqlite_db).search(
+        SearchQuery(q="food pantry", radius_mi=10), locate("20001", Geocoder()))
+    names = [r.name for r in found.results]
+    assert "Anacostia Community Pantry" in names
+    assert "Anacostia Food Pantry" not in names
+
+
+def test_an_import_that_fails_after_building_began_leaves_no_trace(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def broken_apply(self, run_id):  # noqa: ANN001, ANN202
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(apply.Applier, "apply", broken_apply)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    assert watched["started"] == [12]
+    with sqlite_db.engine.connect() as conn:
+        tables = {r[0] for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 0
+    assert "search_pending" not in tables
+    assert list(scratch.iterdir()) == []  # the stage and the workers' files are gone
