@@ -153,7 +153,7 @@ def load(
 
     def start_prebuild(applier: Applier) -> None:
         nonlocal prebuilt
-        if not dry_run:
+        if not dry_run and applier.adds_only:
             prebuilt = _start_prebuild(db, stage, applier.now)
 
     try:
@@ -239,11 +239,11 @@ def _after_apply(db: Database, report: RunReport, prebuilt: StageDocuments | Non
 
 
 def _start_prebuild(db: Database, stage: Stage, now: datetime) -> StageDocuments | None:
-    """Build the search documents from the stage during the apply, when the directory will
-    then hold exactly what the stage does for those services (see indexer.prebuild)."""
+    """Build the search documents from the stage during an apply that only adds rows: the
+    directory will then hold exactly what the stage does for those services (see
+    indexer.prebuild)."""
     services = stage.count("service")
-    if services < prebuild.MIN_SERVICES or not prebuild.all_new(stage) \
-            or not rebuilds_embedded_index(db, services):
+    if services < prebuild.MIN_SERVICES or not rebuilds_embedded_index(db, services):
         return None
     return StageDocuments.start(stage, now)
 

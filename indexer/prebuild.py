@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 
 from indexer.records import RECORD_TABLES
-from indexer.staging import STAGED_TABLES, Stage, columns_of
+from indexer.staging import Stage, columns_of
 from service.search.documents import build_documents
 from service.search.sqlite import BUILD_CHUNK, PartFile
 
@@ -44,14 +44,6 @@ LOOKUPS = (
     ("language", "service_id"), ("language", "location_id"), ("service_area", "service_id"),
     ("cost_option", "service_id"), ("accessibility", "location_id"),
 )
-
-
-def all_new(stage: Stage) -> bool:
-    """Whether the apply will only add rows: every staged row is new and nothing goes."""
-    if next(stage.query("SELECT 1 FROM _gone LIMIT 1"), None):
-        return False
-    return not any(next(stage.query(f"SELECT 1 FROM {t} WHERE _op IS NOT 'new' LIMIT 1"), None)
-                   for t in STAGED_TABLES if t != "service_category")
 
 
 def stage_engine(path: Path, now: datetime) -> Engine:

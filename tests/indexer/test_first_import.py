@@ -1,5 +1,7 @@
-"""A first import builds its search documents from its stage while it is applied
-(indexer.prebuild): the index it leaves is the one a rebuild from the directory writes."""
+"""A source's first import only adds rows, and takes two shortcuts: it inserts without checking
+each row's parents again (the stage's references were checked), and builds its search documents
+from its stage while it is applied (indexer.prebuild). The directory and the index it leaves are
+the ones the long way gives."""
 
 from __future__ import annotations
 
@@ -145,3 +147,23 @@ def test_an_import_that_fails_after_building_began_leaves_no_trace(
         assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 0
     assert "search_pending" not in tables
     assert list(scratch.iterdir()) == []  # the stage and the workers' files are gone
+
+
+def test_a_first_import_inserts_without_parent_checks_and_leaves_every_reference_sound(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    p = search_package()
+    p.add("phone", id="ph-orphan", service_id="no-such-service", number="202-555-0199")
+    p.add("service_at_location", id="sal-orphan", service_id="pantry-near",
+          location_id="no-such-location")
+    report = load(sqlite_db, p.write(tmp_path / "pkg"), source="city")
+    assert report.counts["phone"]["kept_without_parent"] == 1
+    assert report.counts["service_at_location"]["kept_without_parent"] == 1
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert conn.exec_driver_sql("SELECT count(*) FROM phone").scalar_one() == 13
+        # The connection goes back to the pool checking foreign keys again.
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        raw = conn.connection.dbapi_connection
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            raw.execute("INSERT INTO phone (id, service_id, record_source, record_source_id, "
+                        "row_hash) VALUES ('x', 'missing', 's', 'x', 'h')")
