@@ -33,22 +33,36 @@ ABBREVIATIONS = {
     "incorporated": "inc", "saint": "st", "center": "ctr", "centre": "ctr",
 }
 _WORD = re.compile(r"[a-z0-9]+")
+_FOLD = ABBREVIATIONS.get
 
 
 def normalise(text: str | None) -> str:
     """Lower case, words only, common abbreviations folded."""
     words = _WORD.findall((text or "").lower())
-    return " ".join(ABBREVIATIONS.get(w, w) for w in words)
+    return " ".join(map(_FOLD, words, words))  # each word's abbreviation, else the word
 
 
 def duplicate_key(name: str | None, org: str | None, street: str | None,
-                  postal_code: str | None) -> tuple[str, str, str, str] | None:
-    """The key two duplicates share, or None when there is too little to compare."""
+                  postal_code: str | None, *, memo: dict[str, str] | None = None,
+                  ) -> tuple[str, str, str, str] | None:
+    """The key two duplicates share, or None when there is too little to compare.
+
+    `memo` keeps normalised names across calls (an organisation's name repeats on each of its
+    services)."""
     street_n = normalise(street)
     zip5 = (postal_code or "")[:5]
     if not street_n or not zip5 or not name:
         return None
-    return normalise(name), normalise(org), street_n, zip5
+    if memo is None:
+        return normalise(name), normalise(org), street_n, zip5
+    name_n = memo.get(name)
+    if name_n is None:
+        name_n = memo[name] = normalise(name)
+    org = org or ""
+    org_n = memo.get(org)
+    if org_n is None:
+        org_n = memo[org] = normalise(org)
+    return name_n, org_n, street_n, zip5
 
 
 def find_duplicates(db: Database) -> set[str]:
@@ -75,13 +89,15 @@ def find_duplicates(db: Database) -> set[str]:
     )
     groups: dict[tuple[str, ...], dict[str, tuple[Any, int, str]]] = defaultdict(dict)
     current: dict[str, str | None] = {}
+    memo: dict[str, str] = {}
     with db.session() as session:
-        # Plain rows, not mappings: this reads every active listing after each import.
-        for row in session.execute(query):
-            current[row.id] = row.duplicate_of
-            key = duplicate_key(row.name, row.org, row.address_1, row.postal_code)
+        # Rows unpacked, not read by name: this reads every active listing after each import.
+        for sid, name, org, street, postal, verified_at, source, n, duplicate_of in \
+                session.execute(query):
+            current[sid] = duplicate_of
+            key = duplicate_key(name, org, street, postal, memo=memo)
             if key is not None:  # only what choosing the keeper needs
-                groups[key][row.id] = (row.verified_at, row.categories, row.record_source)
+                groups[key][sid] = (verified_at, n, source)
         stale = session.execute(select(service.c.id, service.c.duplicate_of)
                                 .where(service.c.duplicate_of.is_not(None))).all()
     wanted: dict[str, str | None] = {sid: None for sid, _ in stale}

@@ -98,22 +98,25 @@ class StageDocuments:
         self._forgotten |= stale
 
     def parts(self) -> list[Path]:
-        """The part files, once every chunk is built: the chunks no worker has started yet
-        are built in this process (which would otherwise only wait)."""
-        left = [chunk for future, chunk in self._chunks if future.cancel()]
+        """The part files, once every chunk is built. This process, which would otherwise
+        only wait, builds chunks too: from the last one back, while the workers go on from
+        the first, until they meet."""
         paths = set()
-        if left:
-            path = Path(self._scratch.name) / "part-main.sqlite"
-            part = PartFile(path)
-            engine = stage_engine(self.stage_path, self.now)
-            try:
-                with engine.connect() as conn:
-                    for chunk in left:
-                        part.add(build_documents(conn, chunk))
-            finally:
+        part: PartFile | None = None
+        engine = stage_engine(self.stage_path, self.now)
+        try:
+            with engine.connect() as conn:
+                for future, chunk in reversed(self._chunks):
+                    if not future.cancel():  # a worker has it, and every chunk before it
+                        break
+                    if part is None:
+                        part = PartFile(Path(self._scratch.name) / "part-main.sqlite")
+                    part.add(build_documents(conn, chunk))
+        finally:
+            if part is not None:
                 part.close()
-                engine.dispose()
-            paths.add(path)
+                paths.add(part.path)
+            engine.dispose()
         paths.update(Path(f.result()) for f, _ in self._chunks if not f.cancelled())
         self._pool.shutdown()  # the workers close their files
         if self._forgotten:
