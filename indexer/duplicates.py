@@ -12,7 +12,10 @@ either record. Nothing is deleted, and a later import recomputes the groups.
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -122,3 +125,38 @@ def find_duplicates(db: Database) -> set[str]:
     touched.update(t for t in changes.values() if t)
     touched.update(v for k, v in current.items() if k in changes and v)
     return touched
+
+
+class DuplicateCheck:
+    """`find_duplicates` in another process, beside an index rebuild's copying (the rebuild's
+    `alongside`): it writes the index in one process while another core would wait."""
+
+    def __init__(self, db: Database) -> None:
+        self.url = db.url
+        self.touched: set[str] = set()
+        self.seconds = 0.0  # how long the check ran
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[tuple[set[str], float]] | None = None
+
+    def start(self) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        self._future = self._pool.submit(_find_in_worker, self.url)
+
+    def finish(self) -> set[str]:
+        if self._future is None or self._pool is None:
+            return self.touched
+        try:
+            self.touched, self.seconds = self._future.result()
+        finally:
+            self._pool.shutdown()
+            self._pool = self._future = None
+        return self.touched
+
+
+def _find_in_worker(url: Any) -> tuple[set[str], float]:
+    started = time.perf_counter()
+    db = Database(url)
+    try:
+        return find_duplicates(db), round(time.perf_counter() - started, 2)
+    finally:
+        db.dispose()

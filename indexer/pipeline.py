@@ -222,20 +222,30 @@ def load(
 
 def _after_apply(db: Database, report: RunReport, prebuilt: StageDocuments | None) -> None:
     """Group duplicates and bring the search index up to date."""
-    from indexer.duplicates import find_duplicates
+    from indexer.duplicates import DuplicateCheck, find_duplicates
 
     clock = _Clock(report)
-    if report.status == "done":
-        merged = find_duplicates(db)
-        report.changed_service_ids |= merged
-        if prebuilt is not None:
-            prebuilt.forget(merged)  # their listings are no longer what the stage says
-        with db.session() as session:
-            report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
+    if report.status != "done":
+        report.count("search", "indexed", refresh_index(db, report.changed_service_ids))
+        clock.lap("index")
+        return
+    if prebuilt is not None:
+        # The documents were built from the stage: the duplicate check runs beside the
+        # rebuild's copying, and the listings it changes are written again at the swap.
+        check = DuplicateCheck(db)
+        indexed = refresh_index(db, report.changed_service_ids, prebuilt=prebuilt,
+                                alongside=check)
+        report.changed_service_ids |= check.touched
+        clock.lap("index")
+        report.seconds["duplicates_beside_index"] = check.seconds
+    else:
+        report.changed_service_ids |= find_duplicates(db)
         clock.lap("duplicates")
-    report.count("search", "indexed", refresh_index(
-        db, report.changed_service_ids, prebuilt=prebuilt if report.status == "done" else None))
-    clock.lap("index")
+        indexed = refresh_index(db, report.changed_service_ids)
+        clock.lap("index")
+    with db.session() as session:
+        report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
+    report.count("search", "indexed", indexed)
 
 
 def _start_prebuild(db: Database, stage: Stage, now: datetime) -> StageDocuments | None:

@@ -5,8 +5,8 @@ other cores would only wait; and the index rebuild after it spent half its time 
 documents by reading back what the apply had just written. When every staged row is new (a
 source's first import), the directory will hold for those services exactly what the stage
 holds, so their documents are built from the stage instead, by a worker process that runs
-during the apply and the duplicate check after it. Services whose listing the duplicate check
-then changes are forgotten here, and the rebuild builds them from the directory.
+during the apply. The duplicate check then runs beside the rebuild's copying, and the listings
+it changes are written again from the directory at the swap.
 
 The stage is read through views that give its records what the apply gives them: active unless
 the source said otherwise, created and updated at the apply's time.
@@ -14,11 +14,8 @@ the source said otherwise, created and updated at the apply's time.
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import tempfile
-from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from multiprocessing import get_context
@@ -72,7 +69,6 @@ class StageDocuments:
         self.now = now
         ids = [r[0] for r in stage.query("SELECT id FROM service ORDER BY id")]
         self.service_ids = set(ids)  # whose documents the parts will hold
-        self._forgotten: set[str] = set()
         self._scratch = tempfile.TemporaryDirectory(prefix="signpost-prebuild-")
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
         self._chunks: list[tuple[Future[str], list[str]]] = []
@@ -90,12 +86,6 @@ class StageDocuments:
                           f"({column})")
         stage.execute("ANALYZE")
         return cls(stage, now, workers=max(1, (os.cpu_count() or 1) - 1))
-
-    def forget(self, service_ids: Iterable[str]) -> None:
-        """These services' documents are to be built from the directory after all."""
-        stale = self.service_ids.intersection(service_ids)
-        self.service_ids -= stale
-        self._forgotten |= stale
 
     def parts(self) -> list[Path]:
         """The part files, once every chunk is built. This process, which would otherwise
@@ -119,15 +109,6 @@ class StageDocuments:
             engine.dispose()
         paths.update(Path(f.result()) for f, _ in self._chunks if not f.cancelled())
         self._pool.shutdown()  # the workers close their files
-        if self._forgotten:
-            stale = json.dumps(sorted(self._forgotten))
-            for path in paths:
-                conn = sqlite3.connect(path, isolation_level=None)
-                try:
-                    conn.execute("DELETE FROM part WHERE service_id IN (SELECT value FROM "
-                                 "json_each(?))", (stale,))
-                finally:
-                    conn.close()
         return sorted(paths)
 
     def close(self) -> None:

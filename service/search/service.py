@@ -105,11 +105,12 @@ def rebuilds_embedded_index(db: Database, changed: int, *, settings: Any = None)
 
 
 def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
-                  prebuilt: Any = None) -> int:
+                  prebuilt: Any = None, alongside: Any = None) -> int:
     """After an import: rewrite the changed services' documents (or rebuild when most did).
 
     `prebuilt` (SQLite only): documents the import built from its stage, for a rebuild that
-    the import prepared (`rebuilds_embedded_index`, `SqliteSearchBackend.prepare_rebuild`)."""
+    the import prepared (`rebuilds_embedded_index`, `SqliteSearchBackend.prepare_rebuild`);
+    `alongside`: work to run beside that rebuild (see `SqliteSearchBackend.rebuild`)."""
     if settings is None:
         from service.config import get_settings
         settings = get_settings()
@@ -136,7 +137,7 @@ def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
     backend = SqliteSearchBackend(db)
     backend.ensure_schema()
     if prebuilt is not None:
-        return backend.rebuild(prebuilt=prebuilt)
+        return backend.rebuild(prebuilt=prebuilt, alongside=alongside)
     if not service_ids:
         return 0
     if len(service_ids) > REBUILD_MIN or len(service_ids) > backend.count():

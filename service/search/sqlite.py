@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -330,6 +330,19 @@ class PrebuiltDocuments(Protocol):
         ...
 
 
+class Alongside(Protocol):
+    """Work that may change listings, run beside a rebuild's placing and copying (one process
+    writes the index there, and another core would wait)."""
+
+    def start(self) -> None:
+        """Begin (the rebuild's documents are built)."""
+
+    def finish(self) -> Iterable[str]:
+        """Wait for the work to end; return the services whose listings it changed (their
+        documents are written again from the directory at the swap)."""
+        ...
+
+
 class NeedMatch(NamedTuple):
     """The FTS5 query of a need: everything that answers it, its text part alone, its
     category part alone, and whether the text part is all of it but the categories."""
@@ -487,7 +500,8 @@ class SqliteSearchBackend:
         return n
 
     def rebuild(self, db: Database | None = None, *,
-                prebuilt: PrebuiltDocuments | None = None) -> int:
+                prebuilt: PrebuiltDocuments | None = None,
+                alongside: Alongside | None = None) -> int:
         """Build a complete new index beside the old one, then swap them in one transaction.
 
         Searches keep using the old index until the swap, so totals never drop meanwhile.
@@ -503,7 +517,8 @@ class SqliteSearchBackend:
         `prebuilt` holds the documents of some services built elsewhere (a first import builds
         them from its stage while it is applied, `indexer.prebuild`); only the other services'
         documents are built here. Its caller ran `prepare_rebuild` in the transaction that
-        made those services, so no edit after it is missed.
+        made those services, so no edit after it is missed. `alongside` runs while the
+        documents are placed and copied; the services it changed are written again at the swap.
         """
         if prebuilt is None:
             with self.db.engine.connect() as conn:
@@ -521,10 +536,16 @@ class SqliteSearchBackend:
                     ids = [i for i in ids if i not in prebuilt.service_ids]
                 if ids:
                     parts += _build_parts(self.db, ids, Path(scratch))
+                if alongside is not None:
+                    alongside.start()
                 placed = _place(parts, Path(scratch) / "placed.sqlite")
                 written = self._copy_placed(placed)
             self._merge_segments(prefix="new_")
+            changed = sorted(set(alongside.finish())) if alongside is not None else []
         except BaseException:
+            if alongside is not None:
+                with suppress(Exception):  # the first failure is the one to report
+                    alongside.finish()
             self.abandon_rebuild()
             raise
         with self.db.engine.connect() as conn:
@@ -535,9 +556,12 @@ class SqliteSearchBackend:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
             conn.exec_driver_sql(SCHEMA[2].format(p=""))  # ix_search_doc_service
-            # Services edited while the new index was built: written again from the store,
-            # under the write lock, so no edit is lost in the swap.
-            edited = [r[0] for r in conn.exec_driver_sql(f"SELECT service_id FROM {PENDING}")]
+            # Services edited while the new index was built (or changed alongside): written
+            # again from the store, under the write lock, so no edit is lost in the swap.
+            conn.exec_driver_sql(f"INSERT OR IGNORE INTO {PENDING} (service_id) SELECT value "
+                                 "FROM json_each(?)", (json.dumps(changed),))
+            edited = [r[0] for r in conn.exec_driver_sql(
+                f"SELECT service_id FROM {PENDING} ORDER BY service_id")]
             conn.exec_driver_sql(f"DROP TABLE {PENDING}")
             if edited:
                 written -= self._delete_services(conn, edited, pending=False)
