@@ -27,7 +27,7 @@ from sqlalchemy import Engine, create_engine, event
 from indexer.records import RECORD_TABLES
 from indexer.staging import Stage, columns_of
 from service.search.documents import build_documents
-from service.search.sqlite import BUILD_CHUNK, PartFile
+from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile
 
 # An import of fewer services builds its documents after the apply, from the directory:
 # starting a process costs more than the overlap saves.
@@ -80,12 +80,13 @@ class StageDocuments:
     @classmethod
     def start(cls, stage: Stage, now: datetime) -> StageDocuments:
         """Index the stage for the builder and start building (one process per spare core:
-        the apply keeps one busy)."""
+        the apply keeps one busy; with this one, at most MAX_BUILD_WORKERS parts)."""
         for table, column in LOOKUPS:
             stage.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} "
                           f"({column})")
         stage.execute("ANALYZE")
-        return cls(stage, now, workers=max(1, (os.cpu_count() or 1) - 1))
+        return cls(stage, now, workers=max(1, min((os.cpu_count() or 1) - 1,
+                                                  MAX_BUILD_WORKERS - 1)))
 
     def parts(self) -> list[Path]:
         """The part files, once every chunk is built. This process, which would otherwise

@@ -118,6 +118,9 @@ BUILD_CHUNK = 5000  # services whose documents are built at a time
 # one writes them (building is half the work, and pure Python); below it, starting a process
 # costs more than it saves.
 PARALLEL_REBUILD_MIN = 20000
+# Processes (and so part files) that build one set of documents: the parts are attached to one
+# connection to be placed and copied, and SQLite attaches at most ten databases.
+MAX_BUILD_WORKERS = 4
 TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
 PENDING = "search_pending"  # services reindexed while a rebuild runs (see `rebuild`)
 
@@ -539,7 +542,7 @@ class SqliteSearchBackend:
                 if alongside is not None:
                     alongside.start()
                 placed = _place(parts, Path(scratch) / "placed.sqlite")
-                written = self._copy_placed(placed)
+                written = self._copy_placed(placed, parts)
             self._merge_segments(prefix="new_")
             changed = sorted(set(alongside.finish())) if alongside is not None else []
         except BaseException:
@@ -594,38 +597,52 @@ class SqliteSearchBackend:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PENDING}")
             conn.commit()
 
-    def _copy_placed(self, placed: Path) -> int:
+    def _copy_placed(self, placed: Path, parts: list[Path]) -> int:
         """Copy the placed documents into the new tables in rowid order, REBUILD_BATCH at a
-        time: short write transactions, so partner edits can commit between them."""
+        time: short write transactions, so partner edits can commit between them. A batch is
+        gathered from the parts into a temporary table first (one merge of the parts' rows in
+        placement order), and each new table then takes its columns from there."""
+        cols = PART_COLUMNS[2:]
+        gather = " UNION ALL ".join(
+            f"SELECT pl.rowid, {', '.join('p.' + c for c in cols)} FROM placed.placement pl "
+            f"JOIN p{i}.part p ON p.rowid = pl.prow WHERE pl.part = {i} AND pl.rowid > :last "
+            f"AND pl.rowid <= :upto" for i in range(len(parts)))
         doc_cols = ", ".join(("rowid",) + DOC_COLUMNS)
-        copies = [  # (table and columns, what they take from `placed`, which rows)
+        copies = [  # (table and columns, what they take from the batch, which rows)
             (f"new_search_doc ({doc_cols})", doc_cols, ""),
             ("new_search_payload (rowid, doc)", "rowid, payload", ""),
             ("new_search_fts (rowid, name, organization, body, tags)",
              "rowid, name, organization, body, tags", ""),
             ("new_search_point", "rowid, min_lat, max_lat, min_lon, max_lon",
-             " AND min_lat IS NOT NULL"),
+             " WHERE min_lat IS NOT NULL"),
         ]
         written, last = 0, -1
         while True:
             with self.db.engine.connect() as conn:
                 raw = conn.connection.dbapi_connection
-                raw.execute("ATTACH DATABASE ? AS placed", (str(placed),))
+                attached = ["placed"] + [f"p{i}" for i in range(len(parts))]
+                for name, path in zip(attached, [placed, *parts], strict=True):
+                    raw.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
                 try:
                     conn.execution_options(sqlite_write=True)
                     upto, n = conn.exec_driver_sql(
-                        "SELECT max(rowid), count(*) FROM (SELECT rowid FROM placed.placed "
+                        "SELECT max(rowid), count(*) FROM (SELECT rowid FROM placed.placement "
                         "WHERE rowid > ? ORDER BY rowid LIMIT ?)", (last, REBUILD_BATCH)).one()
                     if not n:
                         conn.rollback()
                         return written
+                    conn.exec_driver_sql(f"CREATE TEMP TABLE batch (rowid INTEGER PRIMARY KEY, "
+                                         f"{', '.join(cols)})")
+                    conn.exec_driver_sql(f"INSERT INTO temp.batch {gather}",
+                                         {"last": last, "upto": upto})
                     for target, columns, only in copies:
-                        conn.exec_driver_sql(
-                            f"INSERT INTO {target} SELECT {columns} FROM placed.placed WHERE "
-                            f"rowid > ? AND rowid <= ?{only} ORDER BY rowid", (last, upto))
+                        conn.exec_driver_sql(f"INSERT INTO {target} SELECT {columns} FROM "
+                                             f"temp.batch{only} ORDER BY rowid")
+                    conn.exec_driver_sql("DROP TABLE temp.batch")
                     conn.commit()
                 finally:
-                    raw.execute("DETACH DATABASE placed")
+                    for name in attached:
+                        raw.execute(f"DETACH DATABASE {name}")
             written += n
             last = upto
 
@@ -1120,7 +1137,7 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
     workers only read the directory, and this process only waits.
     """
     chunks = [ids[i:i + BUILD_CHUNK] for i in range(0, len(ids), BUILD_CHUNK)]
-    workers = min(os.cpu_count() or 1, len(chunks))
+    workers = min(os.cpu_count() or 1, len(chunks), MAX_BUILD_WORKERS)
     if len(ids) < PARALLEL_REBUILD_MIN or workers < 2:
         path = scratch / "part-0.sqlite"
         part = PartFile(path)
@@ -1185,7 +1202,9 @@ def _build_part_in_worker(url: str, scratch: str, ids: list[str]) -> str:
 def _place(parts: list[Path], path: Path) -> Path:
     """Give every built document its rowid (see CELL_SEQ_BITS): the next places of its cell's
     range in key order, or, when a cell is full, the next places above the area-wide
-    listings. Written to `path`'s table `placed` in rowid order; returns `path`."""
+    listings. Written to `path`'s table `placement` (rowid -> part number and rowid there);
+    returns `path`. Only the narrow columns are sorted: the documents stay in their parts
+    until `_copy_placed` reads them in this order."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")
@@ -1193,20 +1212,22 @@ def _place(parts: list[Path], path: Path) -> Path:
         names = [f"p{i}" for i in range(len(parts))]
         for name, part in zip(names, parts, strict=True):
             conn.execute(f"ATTACH DATABASE ? AS {name}", (str(part),))
-        cols = ", ".join(PART_COLUMNS[2:])
-        conn.execute(f"CREATE TABLE placed (rowid INTEGER PRIMARY KEY, {cols})")
-        every = " UNION ALL ".join(f"SELECT * FROM {name}.part" for name in names)
-        ranked = (f"SELECT *, home_start + row_number() OVER (PARTITION BY home_start "
-                  f"ORDER BY key) - 1 AS place FROM ({every})")
+        conn.execute("CREATE TABLE placement (rowid INTEGER PRIMARY KEY, part INTEGER NOT NULL, "
+                     "prow INTEGER NOT NULL)")
+        every = " UNION ALL ".join(f"SELECT {i} AS part, rowid AS prow, home_start, home_end, "
+                                   f"key FROM {name}.part" for i, name in enumerate(names))
+        ranked = (f"SELECT part, prow, key, home_start + row_number() OVER (PARTITION BY "
+                  f"home_start ORDER BY key) - 1 AS place, home_end FROM ({every})")
         conn.execute("BEGIN")
-        placed = conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT place, {cols} FROM "
-                              f"({ranked}) WHERE place < home_end ORDER BY place").rowcount
+        placed = conn.execute(f"INSERT INTO placement (rowid, part, prow) SELECT place, part, "
+                              f"prow FROM ({ranked}) WHERE place < home_end ORDER BY place"
+                              ).rowcount
         built = sum(conn.execute(f"SELECT count(*) FROM {name}.part").fetchone()[0]
                     for name in names)
         if placed < built:  # some cell was full: rank everything again for the rest
-            conn.execute(f"INSERT INTO placed (rowid, {cols}) SELECT max(?, (SELECT max(rowid) "
-                         f"FROM placed)) + row_number() OVER (ORDER BY key), {cols} FROM "
-                         f"({ranked}) WHERE place >= home_end ORDER BY key",
+            conn.execute(f"INSERT INTO placement (rowid, part, prow) SELECT max(?, (SELECT "
+                         f"max(rowid) FROM placement)) + row_number() OVER (ORDER BY key), "
+                         f"part, prow FROM ({ranked}) WHERE place >= home_end ORDER BY key",
                          (OTHER_BASE - 1,))
         conn.execute("COMMIT")
     finally:
