@@ -1,10 +1,11 @@
 """Reading: a source's rows, normalised, into the staging database.
 
 Reading is per row and pure Python (parsing, ids, hashes, typed values), the longest part of a
-large import. A large CSV package is therefore read by several processes at once, one group of
-its files each: every worker fills a staging file of its own, and this process then copies
-their rows into the run's stage in the package's table order, so the stage holds exactly what
-reading the files one after another would have put there.
+large import. A large CSV package is therefore read by several processes at once, a file at a
+time each: every file goes into a staging file of its own, and this process copies their rows
+into the run's stage in the package's table order (each as soon as it and those before it are
+read), so the stage holds exactly what reading the files one after another would have put
+there.
 """
 
 from __future__ import annotations
@@ -106,41 +107,38 @@ def read_into_stage(stage: Stage, loader: Any, path: Path, normalizer: Normalize
         if progress:
             progress("reading", seen)
         return
-    groups = _balanced(files, workers)
     seen = 0
+    # One task a file, largest first (the pool hands the next file to whichever worker is
+    # free); each file's rows are copied into the stage in the package's order as soon as
+    # that file and those before it are read, while the workers read on.
+    largest_first = sorted(range(len(files)), key=lambda i: -files[i][1].stat().st_size)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_read_group, loader.module, normalizer.source, group,
-                               stage.path.parent) for group in groups]
+        futures = {i: pool.submit(_read_file, loader.module, normalizer.source, *files[i],
+                                  stage.path.parent) for i in largest_first}
         try:
-            parts = [f.result() for f in futures]
+            for i, (table, _file) in enumerate(files):
+                part = futures[i].result()
+                try:
+                    stage.copy_from(part.stage_path, _tables_of(table))
+                finally:
+                    _remove(part.stage_path)
+                for name, counts in part.counts.items():
+                    for outcome, n in counts.items():
+                        report.count(name, outcome, n)
+                report.problems.extend(part.problems)
+                normalizer.sources_seen |= part.sources_seen
+                normalizer.defaulted_status += part.defaulted_status
+                normalizer.tallies.update(part.tallies)
+                seen += part.seen
+                if progress:
+                    progress("reading", seen)
         except BaseException:
-            for f in futures:
-                f.cancel()
-            for f in futures:  # workers that did finish leave a staging file behind
-                if f.done() and not f.cancelled() and f.exception() is None:
-                    _remove(f.result().stage_path)
+            for future in futures.values():
+                future.cancel()
+            for future in futures.values():  # workers that did finish leave a file behind
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    _remove(future.result().stage_path)
             raise
-    order = {table: i for i, (table, _) in enumerate(files)}
-    # Copy the parts' rows in the package's table order: a table's rows keep their order.
-    by_table = sorted(((order[t], t, part) for part, group in zip(parts, groups, strict=True)
-                       for t, _ in group), key=lambda x: x[0])
-    try:
-        for _, table, part in by_table:
-            stage.copy_from(part.stage_path, _tables_of(table))
-    finally:
-        for part in parts:
-            _remove(part.stage_path)
-    for part in parts:
-        for table, counts in part.counts.items():
-            for outcome, n in counts.items():
-                report.count(table, outcome, n)
-        report.problems.extend(part.problems)
-        normalizer.sources_seen |= part.sources_seen
-        normalizer.defaulted_status += part.defaulted_status
-        normalizer.tallies.update(part.tallies)
-        seen += part.seen
-    if progress:
-        progress("reading", seen)
 
 
 def _tables_of(table: str) -> list[str]:
@@ -148,28 +146,16 @@ def _tables_of(table: str) -> list[str]:
     return [table, "service_category"] if table == "service" else [table]
 
 
-def _balanced(files: list[tuple[str, Path]], n: int) -> list[list[tuple[str, Path]]]:
-    """`files` in `n` groups of about equal size (largest first), each in the input order."""
-    groups: list[list[tuple[str, Path]]] = [[] for _ in range(n)]
-    sizes = [0] * n
-    for item in sorted(files, key=lambda f: -f[1].stat().st_size):
-        i = sizes.index(min(sizes))
-        groups[i].append(item)
-        sizes[i] += item[1].stat().st_size
-    position = {f: i for i, f in enumerate(files)}
-    return [sorted(g, key=position.__getitem__) for g in groups if g]
-
-
-def _read_group(module_name: str, source: str, files: list[tuple[str, Path]],
-                stage_dir: Path) -> _Part:
-    """In a worker process: read these files of a package into a staging file of its own."""
+def _read_file(module_name: str, source: str, table: str, file: Path,
+               stage_dir: Path) -> _Part:
+    """In a worker process: read one file of a package into a staging file of its own."""
     from indexer.pipeline import RunReport
 
     report = RunReport(source=source, format="", path="")
     normalizer = Normalizer(source, report.problems)
     stage = Stage(stage_dir)
     try:
-        rows = _rows_of(module_name, files, report.problems)
+        rows = _rows_of(module_name, [(table, file)], report.problems)
         seen = fill_stage(stage, rows, normalizer, report)
         stage.conn.execute("COMMIT")
     except BaseException:
