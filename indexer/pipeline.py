@@ -306,10 +306,11 @@ def _check_references(stage: Stage, report: RunReport) -> None:
             links["link_id"] = "*"
         for fk, target in links.items():
             if target == "*":
-                targets = " UNION ALL ".join(
-                    f"SELECT id FROM {t}" for t in ("service", "organization", "location",
-                                                    "service_at_location"))
-                missing_sql = f"{fk} IS NOT NULL AND {fk} NOT IN ({targets})"
+                # One lookup per table (a union of every id was built into a temporary index
+                # first: four times slower at 400k).
+                missing_sql = f"{fk} IS NOT NULL AND " + " AND ".join(
+                    f"NOT EXISTS (SELECT 1 FROM {t} WHERE {t}.id = {table}.{fk})"
+                    for t in ("service", "organization", "location", "service_at_location"))
                 flag = "unlinked"
             else:
                 missing_sql = f"{fk} IS NOT NULL AND {fk} NOT IN (SELECT id FROM {target})"

@@ -73,6 +73,23 @@ def test_missing_parent_keeps_the_row_and_flags_it(db: Database, tmp_path: Path)
     assert services(db)["svc2"] == "Food Pantry 2"
 
 
+def test_an_attribute_of_a_missing_record_is_kept_unlinked(db: Database,
+                                                          tmp_path: Path) -> None:
+    package = directory_package(3)
+    package.add("attribute", id="at-lost", link_id="no-such-service", taxonomy_term_id="food",
+                link_type="category", link_entity="service")
+    package.add("attribute", id="at-org", link_id="org1", taxonomy_term_id="food",
+                link_type="category", link_entity="organization")
+    report = load(db, package.write(tmp_path / "pkg"), source="city")
+    problem = next(p for p in report.problems.errors if p.field == "link_id")
+    assert (problem.file, problem.line, problem.table) == ("attributes.csv", 5, "attribute")
+    assert report.counts["attribute"]["unlinked"] == 1  # the organisation's attribute links
+    t = hsds_tables["attribute"]
+    with db.session() as session:
+        links = dict(session.execute(select(t.c.record_source_id, t.c.link_id)).all())
+    assert links["at-lost"] is None and links["at-org"] is not None and len(links) == 5
+
+
 def test_wrong_encoding_is_read_and_reported(db: Database, tmp_path: Path) -> None:
     folder = directory_package(3).write(tmp_path / "pkg")
     path = folder / "services.csv"
