@@ -35,6 +35,19 @@ PRECISIONS = {"exact", "address", "zip", "city", "state"}
 CAPACITY_STATUSES = {"has_capacity", "no_capacity", "waitlist", "assessment_needed"}
 
 
+# Per table, each HSDS field but the id in schema order (the order row hashes depend on), with
+# the table a foreign key points at and whether the field is a number: worked out once, not
+# for each of a large import's millions of fields.
+_FIELD_PLANS: dict[str, list[tuple[str, str | None, bool]]] = {
+    table: [(f, FOREIGN_KEYS[table].get(f), f in NUMBER_FIELDS.get(table, ()))
+            for f in fields if f != "id"]
+    for table, fields in HSDS_FIELDS.items()
+}
+_EXTENSIONS = {table: [(f, "x_" + f) for f in fields]
+               for table, fields in EXTENSION_FIELDS.items()}
+_ABSENT = object()
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -118,18 +131,17 @@ class Normalizer:
         self.sources_seen.add(record_source)
         out: dict[str, Any] = {"id": row_id, "record_source": record_source,
                                "record_source_id": record_source_id}
-        fks = FOREIGN_KEYS[table]
-        numbers = NUMBER_FIELDS.get(table, ())
-        for field in HSDS_FIELDS[table]:
-            if field == "id":
-                continue
-            value = values.get(field)
-            if value.__class__ is str and field not in fks and field not in numbers:
-                out[field] = value.strip() or None  # what `_text` gives, without the call
-            elif field in fks:
-                out[field] = self._ref(fks[field], value, exported)
-            elif field in numbers:
+        get = values.get
+        for field, target, is_number in _FIELD_PLANS[table]:
+            value = get(field)
+            if value is None:
+                out[field] = None  # what each branch below gives for None
+            elif target is not None:
+                out[field] = self._ref(target, value, exported)
+            elif is_number:
                 out[field] = self._number(row, field, value)
+            elif value.__class__ is str:
+                out[field] = value.strip() or None  # what `_text` gives, without the call
             else:
                 out[field] = _text(value)
         if table == "attribute":
@@ -173,8 +185,10 @@ class Normalizer:
 
     def _extensions(self, row: SourceRow, table: str, values: dict[str, Any],
                     out: dict[str, Any]) -> None:
-        for field in EXTENSION_FIELDS.get(table, ()):
-            value = values.get(field, values.get("x_" + field))
+        for field, prefixed in _EXTENSIONS.get(table, ()):
+            value = values.get(field, _ABSENT)
+            if value is _ABSENT:
+                value = values.get(prefixed)
             if value is None:
                 continue
             if field in BOOLEAN_EXTENSIONS:
