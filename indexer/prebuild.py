@@ -32,6 +32,7 @@ from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile
 # An import of fewer services builds its documents after the apply, from the directory:
 # starting a process costs more than the overlap saves.
 MIN_SERVICES = 20000
+STAGE_MMAP_BYTES = 1 << 32  # a stage of up to 4 GiB is mapped whole (address space, not memory)
 # The stage columns the document builder looks rows up by (service.search.documents).
 LOOKUPS = (
     ("service", "duplicate_of"), ("service_category", "service_id"),
@@ -51,6 +52,9 @@ def stage_engine(path: Path, now: datetime) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _views(dbapi_connection: Any, _record: Any) -> None:
+        # The builder looks rows up all over the stage: mapped, a page is read where it lies
+        # (through SQLite's small default cache, each lookup cost several reads).
+        dbapi_connection.execute(f"PRAGMA mmap_size = {STAGE_MMAP_BYTES}")
         # Unqualified names find the temp schema first, so `service` is this view.
         for table in RECORD_TABLES:
             columns = ", ".join(f"{meta[c]} AS {c}" if c in meta else c
@@ -82,8 +86,11 @@ class StageDocuments:
         """Index the stage for the builder and start building (one process per spare core:
         the apply keeps one busy; with this one, at most MAX_BUILD_WORKERS parts)."""
         for table, column in LOOKUPS:
+            # Partial: a column no row uses (a phone's location, often) gets an empty index.
+            # A full one holds a single NULL key for every row, and from its statistics the
+            # planner would rather scan the table than look anything up.
             stage.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} "
-                          f"({column})")
+                          f"({column}) WHERE {column} IS NOT NULL")
         stage.execute("ANALYZE")
         return cls(stage, now, workers=max(1, min((os.cpu_count() or 1) - 1,
                                                   MAX_BUILD_WORKERS - 1)))
