@@ -12,10 +12,12 @@ either record. Nothing is deleted, and a later import recomputes the groups.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -129,34 +131,55 @@ def find_duplicates(db: Database) -> set[str]:
 
 class DuplicateCheck:
     """`find_duplicates` in another process, beside an index rebuild's copying (the rebuild's
-    `alongside`): it writes the index in one process while another core would wait."""
+    `alongside`): it writes the index in one process while another core would wait. The same
+    process then builds the documents of the listings the check changed, so the rebuild's swap
+    need only write them."""
 
     def __init__(self, db: Database) -> None:
         self.url = db.url
         self.touched: set[str] = set()
         self.seconds = 0.0  # how long the check ran
+        self._scratch = tempfile.TemporaryDirectory(prefix="signpost-duplicates-")
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[set[str], float]] | None = None
 
+    @property
+    def part(self) -> Path:
+        return Path(self._scratch.name) / "part-duplicates.sqlite"
+
     def start(self) -> None:
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        self._future = self._pool.submit(_find_in_worker, self.url)
+        self._future = self._pool.submit(_find_in_worker, self.url, self.part)
 
-    def finish(self) -> set[str]:
+    def finish(self) -> tuple[set[str], Path | None]:
         if self._future is None or self._pool is None:
-            return self.touched
+            return self.touched, None
         try:
             self.touched, self.seconds = self._future.result()
         finally:
             self._pool.shutdown()
             self._pool = self._future = None
-        return self.touched
+        return self.touched, self.part
+
+    def close(self) -> None:
+        """Remove the documents' file."""
+        self._scratch.cleanup()
 
 
-def _find_in_worker(url: Any) -> tuple[set[str], float]:
+def _find_in_worker(url: Any, part_path: Path) -> tuple[set[str], float]:
+    from service.search.documents import build_documents
+    from service.search.sqlite import PartFile
+
     started = time.perf_counter()
     db = Database(url)
     try:
-        return find_duplicates(db), round(time.perf_counter() - started, 2)
+        touched = find_duplicates(db)
+        part = PartFile(part_path)
+        try:
+            with db.engine.connect() as conn:
+                part.add(build_documents(conn, sorted(touched)))
+        finally:
+            part.close()
+        return touched, round(time.perf_counter() - started, 2)
     finally:
         db.dispose()

@@ -233,8 +233,11 @@ def _after_apply(db: Database, report: RunReport, prebuilt: StageDocuments | Non
         # The documents were built from the stage: the duplicate check runs beside the
         # rebuild's copying, and the listings it changes are written again at the swap.
         check = DuplicateCheck(db)
-        indexed = refresh_index(db, report.changed_service_ids, prebuilt=prebuilt,
-                                alongside=check)
+        try:
+            indexed = refresh_index(db, report.changed_service_ids, prebuilt=prebuilt,
+                                    alongside=check)
+        finally:
+            check.close()
         report.changed_service_ids |= check.touched
         clock.lap("index")
         report.seconds["duplicates_beside_index"] = check.seconds

@@ -340,9 +340,11 @@ class Alongside(Protocol):
     def start(self) -> None:
         """Begin (the rebuild's documents are built)."""
 
-    def finish(self) -> Iterable[str]:
-        """Wait for the work to end; return the services whose listings it changed (their
-        documents are written again from the directory at the swap)."""
+    def finish(self) -> tuple[Iterable[str], Path | None]:
+        """Wait for the work to end; return the services whose listings it changed, and a
+        part file (PartFile) with their documents built after the change, or None. At the
+        swap each is written again: from that file, unless it was edited since (PENDING),
+        else from the directory."""
         ...
 
 
@@ -544,7 +546,11 @@ class SqliteSearchBackend:
                 placed = _place(parts, Path(scratch) / "placed.sqlite")
                 written = self._copy_placed(placed, parts)
             self._merge_segments(prefix="new_")
-            changed = sorted(set(alongside.finish())) if alongside is not None else []
+            changed: list[str] = []
+            ready: Path | None = None
+            if alongside is not None:
+                ids, ready = alongside.finish()
+                changed = sorted(set(ids))
         except BaseException:
             if alongside is not None:
                 with suppress(Exception):  # the first failure is the one to report
@@ -559,16 +565,19 @@ class SqliteSearchBackend:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
             conn.exec_driver_sql(SCHEMA[2].format(p=""))  # ix_search_doc_service
-            # Services edited while the new index was built (or changed alongside): written
-            # again from the store, under the write lock, so no edit is lost in the swap.
-            conn.exec_driver_sql(f"INSERT OR IGNORE INTO {PENDING} (service_id) SELECT value "
-                                 "FROM json_each(?)", (json.dumps(changed),))
-            edited = [r[0] for r in conn.exec_driver_sql(
-                f"SELECT service_id FROM {PENDING} ORDER BY service_id")]
+            # Services edited while the new index was built: written again from the store,
+            # under the write lock, so no edit is lost in the swap. Those changed alongside
+            # are too, from the documents built after the change where no edit came since.
+            edited = {r[0] for r in conn.exec_driver_sql(f"SELECT service_id FROM {PENDING}")}
             conn.exec_driver_sql(f"DROP TABLE {PENDING}")
-            if edited:
-                written -= self._delete_services(conn, edited, pending=False)
-                written += self._write(conn, build_documents(conn, edited))
+            from_part = sorted(set(changed) - edited) if ready is not None else []
+            stale = sorted(edited.union(changed))
+            if stale:
+                written -= self._delete_services(conn, stale, pending=False)
+                written += self._write(conn, build_documents(
+                    conn, sorted(set(stale) - set(from_part))))
+            if from_part:
+                written += self._write_rows(conn, _part_rows(ready, from_part))
             conn.exec_driver_sql(VOCAB_SQL.format(p=""))
             conn.exec_driver_sql("INSERT INTO search_meta VALUES ('format', ?) ON CONFLICT (key) "
                                  "DO UPDATE SET value = excluded.value", (INDEX_FORMAT,))
@@ -1153,6 +1162,22 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
         paths = set(pool.map(_build_part_in_worker, [db.url] * len(chunks),
                              [str(scratch)] * len(chunks), chunks))
     return sorted(Path(p) for p in paths)
+
+
+def _part_rows(path: Path, service_ids: list[str]) -> Iterator[IndexRows]:
+    """The documents of these services in a part file, as the rows they write."""
+    n_doc = len(DOC_COLUMNS)
+    conn = sqlite3.connect(path)
+    try:
+        for row in conn.execute("SELECT * FROM part WHERE service_id IN (SELECT value FROM "
+                                "json_each(?)) ORDER BY key", (json.dumps(service_ids),)):
+            doc_end = 2 + n_doc
+            point = row[doc_end + 5:doc_end + 9]
+            yield IndexRows((row[0], row[1]), tuple(row[2:doc_end]), row[doc_end],
+                            tuple(row[doc_end + 1:doc_end + 5]),
+                            None if point[0] is None else tuple(point))
+    finally:
+        conn.close()
 
 
 class PartFile:
