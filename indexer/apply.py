@@ -183,14 +183,23 @@ class Applier:
         """Mark each staged row new or changed (`_op`), and list the rows the new export no
         longer has (`_gone`), comparing content hashes."""
         sources = self._sources_sql()
+        born_new = self.db.is_sqlite and self.stage.born_new
         for table in APPLY_ORDER:
             stg = self.staged(table)
-            self._run(raw, f"UPDATE {stg} SET _op = 'new' WHERE NOT EXISTS "
-                           f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id)")
             inactive = " OR NOT t.is_active" if table in RECORD_TABLES else ""
-            self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op IS NULL AND EXISTS "
-                           f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id AND "
-                           f"(t.row_hash <> {stg}.row_hash{inactive}))")
+            if born_new:  # every row is 'new' until the directory is found to have it
+                same = " AND t.is_active" if table in RECORD_TABLES else ""
+                self._run(raw, f"UPDATE {stg} SET _op = NULL WHERE EXISTS (SELECT 1 FROM "
+                               f"{table} t WHERE t.id = {stg}.id AND t.row_hash = "
+                               f"{stg}.row_hash{same})")
+                self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op = 'new' AND EXISTS "
+                               f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id)")
+            else:
+                self._run(raw, f"UPDATE {stg} SET _op = 'new' WHERE NOT EXISTS "
+                               f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id)")
+                self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op IS NULL AND "
+                               f"EXISTS (SELECT 1 FROM {table} t WHERE t.id = {stg}.id AND "
+                               f"(t.row_hash <> {stg}.row_hash{inactive}))")
             active = " AND t.is_active" if table in RECORD_TABLES else ""
             self._run(raw, f"INSERT INTO {self.staged('_gone')} (tbl, id) SELECT '{table}', t.id "
                            f"FROM {table} t WHERE t.record_source IN ({sources}){active} AND "

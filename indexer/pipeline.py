@@ -148,7 +148,7 @@ def load(
     source = source or loader.default_source
     report = RunReport(source=source, format=loader.format, path=str(path))
     report.run_id = _start_run(db, report)
-    stage = Stage(stage_dir)
+    stage = Stage(stage_dir, born_new=db.is_sqlite and not _holds_any_of(db, source))
     prebuilt: StageDocuments | None = None
 
     def start_prebuild(applier: Applier) -> None:
@@ -249,6 +249,15 @@ def _after_apply(db: Database, report: RunReport, prebuilt: StageDocuments | Non
     with db.session() as session:
         report.count("service", "listed_as_duplicate", _duplicates(session, report.source))
     report.count("search", "indexed", indexed)
+
+
+def _holds_any_of(db: Database, source: str) -> bool:
+    """Whether the directory has any row of this source (else its import only adds rows)."""
+    from service.directory.tables import hsds_tables
+
+    with db.session() as session:
+        return any(session.execute(select(t.c.id).where(t.c.record_source == source).limit(1))
+                   .first() for t in hsds_tables.values())
 
 
 def _start_prebuild(db: Database, stage: Stage, now: datetime) -> StageDocuments | None:

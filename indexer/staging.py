@@ -52,7 +52,7 @@ def needs_conversion(column_type: Any) -> bool:
 class Stage:
     """A temporary SQLite file holding one import's rows."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, born_new: bool = False) -> None:
         handle = tempfile.NamedTemporaryFile(
             prefix="signpost-stage-", suffix=".sqlite", dir=directory, delete=False)
         handle.close()
@@ -64,15 +64,22 @@ class Stage:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self._insert_sql: dict[str, str] = {}
         self._column_types: dict[str, list[Any]] = {}
+        self._columns: dict[str, list[str]] = {}
         self.duplicated: set[str] = set()  # tables with an id twice (known after `commit`)
+        # Rows start out 'new' (a source's first import: comparing then only demotes the few
+        # the directory has), else unmarked (a re-import: comparing marks the few that are not).
+        self.born_new = born_new
+        op_default = " DEFAULT 'new'" if born_new else ""
         for name, table in STAGED_TABLES.items():
             cols = [c.name for c in table.columns]
             extra = ORIGIN_COLUMNS if name != "service_category" else ()
             all_cols = cols + list(extra)
-            marks_col = ", _op" if extra else ""  # new | changed, set when compared (apply)
+            # new | changed | NULL (unchanged), set when compared (indexer.apply)
+            marks_col = f", _op{op_default}" if extra else ""
             self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)}{marks_col})")
             marks = ", ".join("?" for _ in all_cols)
             self._insert_sql[name] = f"INSERT INTO {name} ({', '.join(all_cols)}) VALUES ({marks})"
+            self._columns[name] = all_cols
             self._column_types[name] = [c.type for c in table.columns]
         self.conn.execute("CREATE TABLE _gone (tbl TEXT NOT NULL, id TEXT NOT NULL)")
         self.conn.execute("BEGIN")
@@ -98,8 +105,10 @@ class Stage:
         self.conn.execute("ATTACH DATABASE ? AS part", (str(path),))
         try:
             self.conn.execute("BEGIN")
-            for table in tables:
-                self.conn.execute(f"INSERT INTO main.{table} SELECT * FROM part.{table}")
+            for table in tables:  # the rows, not their marks (made when compared)
+                cols = ", ".join(self._columns[table])
+                self.conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM "
+                                  f"part.{table}")
             self.conn.execute("COMMIT")
         finally:
             self.conn.execute("DETACH DATABASE part")

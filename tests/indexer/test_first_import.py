@@ -177,3 +177,20 @@ def test_a_first_import_inserts_without_parent_checks_and_leaves_every_reference
         with pytest.raises(Exception, match="FOREIGN KEY"):
             raw.execute("INSERT INTO phone (id, service_id, record_source, record_source_id, "
                         "row_hash) VALUES ('x', 'missing', 's', 'x', 'h')")
+
+
+def test_rows_the_directory_has_are_found_though_their_source_is_new(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    """A package Signpost exported keeps its ids: loaded under a source name the directory
+    has nothing of, its rows start out new and the comparison finds them already there."""
+    from indexer.export import export_datapackage
+
+    load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    export_datapackage(sqlite_db, tmp_path / "export")
+    report = load(sqlite_db, tmp_path / "export", source="copy")
+    assert report.counts["service"]["read"] == 12
+    assert "new" not in report.counts["service"] and "new" not in report.counts["location"]
+    assert report.counts["service"]["changed"] == 12  # an export's values read a little apart
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 12
+        assert conn.exec_driver_sql("SELECT count(*) FROM search_doc").scalar_one() == 12
