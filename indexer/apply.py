@@ -100,34 +100,40 @@ class Applier:
     def __enter__(self) -> Applier:
         conn = self.db.engine.connect()
         self.conn = conn
-        if self.db.is_sqlite:
-            raw = conn.connection.dbapi_connection
-            raw.execute("ATTACH DATABASE ? AS stg", (str(self.stage.path),))
-            # Rows arrive in random id order: a large page cache keeps the directory's indexes
-            # in memory while they grow, rather than writing and re-reading their pages (a
-            # third of the apply at 400k rows). Restored on exit: the connection is pooled.
-            raw.execute(f"PRAGMA main.cache_size = {APPLY_CACHE_KIB}")
-            # Comparing the stage with the directory only reads the directory (and writes the
-            # stage's own file), so it runs before the write lock is taken: the lock is then
-            # held just for the rows that really change.
-            self._mark_changes(raw)
-            self.adds_only = self._adds_only()
-            if self.adds_only:
-                # Every staged reference names a staged row (the pipeline's reference check
-                # dropped the others), and every staged row is about to be inserted: checking
-                # each insert's parents again was half the cost of inserting it. (Only
-                # outside a transaction does this pragma take effect; restored on exit.)
-                raw.execute("PRAGMA foreign_keys = OFF")
-            if self.before_lock is not None:
-                self.before_lock(self)
-            conn.execution_options(sqlite_write=True)
-            conn.begin()
-        else:
-            conn.begin()
-            conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-            self._copy_stage_to_postgres()
-            self._mark_changes(None)
+        try:
+            if self.db.is_sqlite:
+                self._enter_sqlite(conn.connection.dbapi_connection)
+                conn.execution_options(sqlite_write=True)
+                conn.begin()
+            else:
+                conn.begin()
+                conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+                self._copy_stage_to_postgres()
+                self._mark_changes(None)
+        except BaseException:
+            self._release()
+            raise
         return self
+
+    def _enter_sqlite(self, raw: Any) -> None:
+        raw.execute("ATTACH DATABASE ? AS stg", (str(self.stage.path),))
+        # Rows arrive in random id order: a large page cache keeps the directory's indexes in
+        # memory while they grow, rather than writing and re-reading their pages (a third of
+        # the apply at 400k rows). Restored on exit: the connection is pooled.
+        raw.execute(f"PRAGMA main.cache_size = {APPLY_CACHE_KIB}")
+        # Comparing the stage with the directory only reads the directory (and writes the
+        # stage's own file), so it runs before the write lock is taken: the lock is then held
+        # just for the rows that really change.
+        self._mark_changes(raw)
+        self.adds_only = self._adds_only()
+        if self.adds_only:
+            # Every staged reference names a staged row (the pipeline's reference check
+            # dropped the others), and every staged row is about to be inserted: checking each
+            # insert's parents again was half the cost of inserting it. (Only outside a
+            # transaction does this pragma take effect; restored on exit.)
+            raw.execute("PRAGMA foreign_keys = OFF")
+        if self.before_lock is not None:
+            self.before_lock(self)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self.conn is not None
@@ -137,11 +143,21 @@ class Applier:
             else:
                 self.conn.rollback()
         finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Give the connection back to the pool as it was taken."""
+        assert self.conn is not None
+        try:
             if self.db.is_sqlite:
                 raw = self.conn.connection.dbapi_connection
+                if self.conn.in_transaction():
+                    self.conn.rollback()
                 raw.execute("PRAGMA foreign_keys = ON")
-                raw.execute("DETACH DATABASE stg")
+                if any(row[1] == "stg" for row in raw.execute("PRAGMA database_list")):
+                    raw.execute("DETACH DATABASE stg")
                 raw.execute(f"PRAGMA main.cache_size = {DEFAULT_CACHE_KIB}")
+        finally:
             self.conn.close()
 
     def staged(self, table: str) -> str:

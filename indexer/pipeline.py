@@ -208,6 +208,8 @@ def load(
                          "changed"
         _finish_run(db, report)
         raise
+    if prebuilt is None:
+        stage.close()  # only the documents built from it need it longer
     try:
         _after_apply(db, report, prebuilt)
     except BaseException:

@@ -15,6 +15,7 @@ the source said otherwise, created and updated at the apply's time.
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
@@ -46,7 +47,8 @@ LOOKUPS = (
 
 def stage_engine(path: Path, now: datetime) -> Engine:
     """A read-only engine on a stage whose record tables read as the apply writes them."""
-    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    uri = f"{path.resolve().as_uri()}?mode=ro"  # percent-encoded, whatever the folder's name
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
     stamp = "'" + now.isoformat(" ") + "'"  # how the apply's :now is stored
     meta = {"is_active": "coalesce(is_active, 1)", "created_at": stamp, "updated_at": stamp}
 

@@ -194,3 +194,22 @@ def test_rows_the_directory_has_are_found_though_their_source_is_new(
     with sqlite_db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 12
         assert conn.exec_driver_sql("SELECT count(*) FROM search_doc").scalar_one() == 12
+
+
+def test_a_failure_before_the_apply_gives_the_connection_back_checking_parents(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shortcut's pragma is undone when the run stops between comparing and writing."""
+
+    def no_process(cls, stage, now):  # noqa: ANN001, ANN202
+        raise OSError("cannot start a process")
+
+    monkeypatch.setattr(prebuild.StageDocuments, "start", classmethod(no_process))
+    with pytest.raises(OSError, match="cannot start") as failed:
+        load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    # Back in the pool (not held by the failed run, whose traceback is still alive here).
+    assert failed.value is not None and sqlite_db.engine.pool.checkedout() == 0
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+        assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 0
