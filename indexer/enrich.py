@@ -9,6 +9,7 @@ attribute and taxonomy rows).
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -100,11 +101,49 @@ def _service_area(row: dict[str, Any]) -> dict[str, Any]:
 # --- whole-stage passes ------------------------------------------------------------------------
 
 
+_MISSING_ZIPS = (
+    "SELECT a.id, l.latitude, l.longitude FROM address a JOIN location l ON l.id = a.location_id "
+    "WHERE a.postal_code IS NULL AND l.latitude IS NOT NULL")
+
+
+class ZipLookups:
+    """The nearest ZIP of each address that has none, from its place's coordinates, worked out
+    in a thread from the rows as read, while this process checks the stage (SQLite work that
+    leaves the interpreter free): a third of a large package's addresses may lack one. The
+    enrich step uses an answer where the address and point are still the same."""
+
+    def __init__(self, stage: Stage) -> None:
+        self._rows = list(stage.query(_MISSING_ZIPS))
+        self._found: dict[tuple[str, float, float], str | None] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="zip-lookups", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            if not self._rows:
+                return
+            from indexer.geocode import GeoTables
+
+            tables = GeoTables.default()
+            for address_id, lat, lon in self._rows:
+                found = tables.nearest_zip(lat, lon)
+                self._found[(address_id, lat, lon)] = found.zip if found else None
+        except BaseException as exc:  # raised where the answers are wanted
+            self._error = exc
+
+    def result(self) -> dict[tuple[str, float, float], str | None]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+
 def enrich_stage(stage: Stage, report: RunReport, *, geocoder: Any = None,
-                 progress: Any = None) -> None:
+                 progress: Any = None, zips: ZipLookups | None = None) -> None:
     """Geocode, derive ZIPs and time zones, protect confidential places, add categories."""
     _geocode_locations(stage, report, geocoder)
-    _zip_from_coordinates(stage)
+    _zip_from_coordinates(stage, zips.result() if zips is not None else {})
     _time_zones(stage)
     _protect_confidential(stage)
     _categories_from_attributes(stage)
@@ -147,10 +186,9 @@ def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
                            "geocode_precision = ? WHERE id = ?", updates)
 
 
-def _zip_from_coordinates(stage: Stage) -> None:
-    rows = list(stage.query(
-        "SELECT a.id, l.latitude, l.longitude FROM address a JOIN location l "
-        "ON l.id = a.location_id WHERE a.postal_code IS NULL AND l.latitude IS NOT NULL"))
+def _zip_from_coordinates(stage: Stage,
+                          known: dict[tuple[str, float, float], str | None]) -> None:
+    rows = list(stage.query(_MISSING_ZIPS))
     if not rows:
         return
     from indexer.geocode import GeoTables
@@ -158,9 +196,14 @@ def _zip_from_coordinates(stage: Stage) -> None:
     tables = GeoTables.default()
     updates = []
     for address_id, lat, lon in rows:
-        found = tables.nearest_zip(lat, lon)
-        if found is not None:
-            updates.append((found.zip, address_id))
+        key = (address_id, lat, lon)
+        if key in known:  # worked out already (ZipLookups)
+            zip_code = known[key]
+        else:
+            found = tables.nearest_zip(lat, lon)
+            zip_code = found.zip if found is not None else None
+        if zip_code is not None:
+            updates.append((zip_code, address_id))
     stage.update_many("UPDATE address SET postal_code = ? WHERE id = ?", updates)
 
 

@@ -167,10 +167,11 @@ def load(
             report.status = "failed"
             report.message = "nothing could be read; the directory was not changed"
             raise ImportStopped(report)
+        zips = enrich.ZipLookups(stage)  # in a thread, while the stage is checked
         _check_duplicates(stage, report)
         _check_references(stage, report)
         clock.lap("check")
-        enrich.enrich_stage(stage, report, geocoder=geocoder, progress=progress)
+        enrich.enrich_stage(stage, report, geocoder=geocoder, progress=progress, zips=zips)
         clock.lap("enrich")
         _count_service_states(stage, report)
         if progress:

@@ -343,3 +343,24 @@ def test_a_first_import_of_many_rows_gives_the_same_directory_and_indexes(
         assert _directory_rows(bulk) == _directory_rows(sqlite_db)
     finally:
         bulk.dispose()
+
+
+def test_an_address_without_a_zip_gets_the_one_nearest_its_place(db: Database,
+                                                                 tmp_path: Path) -> None:
+    """From the place's own coordinates, or from those it was geocoded to."""
+    from indexer.geocode import GeoTables
+
+    package = directory_package(3)
+    package.rows["address"][0]["postal_code"] = ""  # its place has coordinates
+    package.rows["location"][1]["latitude"] = ""  # geocoded from "Bethesda, MD"
+    package.rows["location"][1]["longitude"] = ""
+    package.rows["address"][1].update(postal_code="", city="Bethesda", state_province="MD")
+    load(db, package.write(tmp_path / "pkg"), source="city")
+    tables = GeoTables.default()
+    for i in (0, 1):
+        place = one(db, "location", record_source_id=f"loc{i}")
+        expected = tables.nearest_zip(place["latitude"], place["longitude"]).zip
+        assert one(db, "address", record_source_id=f"adr{i}")["postal_code"] == expected
+    assert one(db, "address", record_source_id="adr0")["postal_code"].startswith("200")
+    assert one(db, "address", record_source_id="adr1")["postal_code"].startswith("208")
+    assert one(db, "address", record_source_id="adr2")["postal_code"] == "20001"
