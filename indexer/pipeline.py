@@ -151,9 +151,14 @@ def load(
     stage = Stage(stage_dir, born_new=db.is_sqlite and not _holds_any_of(db, source))
     prebuilt: StageDocuments | None = None
 
-    def start_prebuild(applier: Applier) -> None:
+    def settle_prebuild(applier: Applier) -> None:
+        """Once the stage is compared: documents are built from it only if the apply will
+        only add rows."""
         nonlocal prebuilt
-        if not dry_run and applier.adds_only:
+        if prebuilt is not None and not applier.adds_only:
+            prebuilt.close()  # begun on a guess (below) that the comparison proved wrong
+            prebuilt = None
+        elif prebuilt is None and applier.adds_only and not dry_run:
             prebuilt = _start_prebuild(db, stage, applier.now)
 
     try:
@@ -176,8 +181,14 @@ def load(
         _count_service_states(stage, report)
         if progress:
             progress("applying", 0)
-        with Applier(db, stage, sorted(normalizer.sources_seen),
-                     before_lock=start_prebuild) as applier:
+        applier = Applier(db, stage, sorted(normalizer.sources_seen),
+                          before_lock=settle_prebuild)
+        if stage.born_new and normalizer.sources_seen == {source} and not dry_run:
+            # The directory has nothing of this source, so the apply will almost surely only
+            # add rows: the documents start building now, while the stage is compared (that
+            # only writes to the stage where the guess is wrong, and then they are dropped).
+            prebuilt = _start_prebuild(db, stage, applier.now)
+        with applier:
             plan = applier.plan()
             for table, counts in plan.counts.items():
                 for outcome, n in counts.items():

@@ -201,11 +201,11 @@ def test_a_failure_before_the_apply_gives_the_connection_back_checking_parents(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The shortcut's pragma is undone when the run stops between comparing and writing."""
 
-    def no_process(cls, stage, now):  # noqa: ANN001, ANN202
-        raise OSError("cannot start a process")
+    def unreadable(self):  # noqa: ANN001, ANN202
+        raise OSError("stage unreadable")
 
-    monkeypatch.setattr(prebuild.StageDocuments, "start", classmethod(no_process))
-    with pytest.raises(OSError, match="cannot start") as failed:
+    monkeypatch.setattr(apply.Applier, "_adds_only", unreadable)
+    with pytest.raises(OSError, match="stage unreadable") as failed:
         load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
     # Back in the pool (not held by the failed run, whose traceback is still alive here).
     assert failed.value is not None and sqlite_db.engine.pool.checkedout() == 0
@@ -213,3 +213,18 @@ def test_a_failure_before_the_apply_gives_the_connection_back_checking_parents(
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
         assert conn.exec_driver_sql("SELECT count(*) FROM service").scalar_one() == 0
+
+
+def test_documents_begun_on_a_wrong_guess_are_dropped(
+        sqlite_db: Database, tmp_path: Path, watched: dict[str, list],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """They start building before the comparison; when it finds the apply will not only add
+    rows, the index is rebuilt from the directory as for any import."""
+    monkeypatch.setattr(apply.Applier, "_adds_only", lambda self: False)
+    report = load(sqlite_db, search_package().write(tmp_path / "pkg"), source="city")
+    assert watched["started"] == [12]
+    assert len(watched["from_directory"]) == 1 and len(watched["from_directory"][0]) == 12
+    assert report.counts["search"]["indexed"] == 12
+    imported = _documents(sqlite_db)
+    SqliteSearchBackend(sqlite_db).rebuild()
+    assert _documents(sqlite_db) == imported
