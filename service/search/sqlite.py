@@ -29,7 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
@@ -152,7 +152,7 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
                   | (FLAG_SLIDING if "sliding_scale" in doc.cost else 0)
                   | (FLAG_INSURANCE if "insurance" in doc.cost else 0)
                   | (FLAG_SPANISH if " es " in languages or " spanish " in languages else 0)),
-        "doc": json.dumps(payload, default=str),
+        "doc": to_json(payload, fallback=str).decode(),  # five times json.dumps' speed
     }
 
 
