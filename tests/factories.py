@@ -8,6 +8,7 @@ from pathlib import Path
 
 from indexer.loaders.hsds3 import CSV_FILES
 from indexer.records import HSDS_FIELDS
+from service.db import Database
 
 
 @dataclass
@@ -127,3 +128,20 @@ def search_package() -> Package:
     listing("do-not-refer", "Closed Intake Pantry", categories="1130", lat=38.913, lon=-77.017,
             description="Groceries", referable=False)
     return p
+
+
+def rename_listing(db: Database, source_id: str, name: str) -> None:
+    """A partner renames a listing, and its search document is rewritten at once (as the
+    listing API does)."""
+    from sqlalchemy import select
+
+    from service.directory.edits import apply_local_edit
+    from service.directory.tables import service
+    from service.search.sqlite import SqliteSearchBackend
+
+    with db.session(write=True) as session:
+        sid = session.execute(select(service.c.id).where(
+            service.c.record_source_id == source_id)).scalar_one()
+        apply_local_edit(session, table="service", record_id=sid, changes={"name": name},
+                         edited_by="partner:a")
+        SqliteSearchBackend(db).reindex_services(session.connection(), [sid])

@@ -13,12 +13,11 @@ from sqlalchemy import select
 from indexer import apply, prebuild
 from indexer.pipeline import load
 from service.db import Database
-from service.directory.edits import apply_local_edit
 from service.directory.tables import service
 from service.search import sqlite
 from service.search.schemas import SearchQuery
 from service.search.sqlite import SqliteSearchBackend
-from tests.factories import Package, search_package
+from tests.factories import Package, rename_listing, search_package
 from tests.service.search.test_search import _index_snapshot
 
 
@@ -113,13 +112,7 @@ def test_an_edit_made_after_the_apply_shows_once_the_index_is_swapped(
     parts = prebuild.StageDocuments.parts
 
     def edit_then_parts(self):  # noqa: ANN001, ANN202
-        with sqlite_db.session(write=True) as session:
-            sid = session.execute(select(service.c.id).where(
-                service.c.record_source_id == "pantry-far")).scalar_one()
-            apply_local_edit(session, table="service", record_id=sid,
-                             changes={"name": "Anacostia Community Pantry"},
-                             edited_by="partner:a")
-            SqliteSearchBackend(sqlite_db).reindex_services(session.connection(), [sid])
+        rename_listing(sqlite_db, "pantry-far", "Anacostia Community Pantry")
         return parts(self)
 
     monkeypatch.setattr(prebuild.StageDocuments, "parts", edit_then_parts)

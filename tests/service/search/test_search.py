@@ -6,17 +6,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from indexer.geocode import GeoTables, distance_mi
 from indexer.pipeline import load
 from service.app import create_app
 from service.config import Settings
 from service.db import Database
-from service.directory.edits import apply_local_edit
-from service.directory.tables import service
 from service.search.sqlite import SqliteSearchBackend
-from tests.factories import search_package
+from tests.factories import rename_listing, search_package
 
 
 def names(response) -> list[str]:  # noqa: ANN001
@@ -176,12 +173,7 @@ def test_bad_input_gets_a_4xx_naming_the_field(api: TestClient, params: dict, st
 
 
 def test_an_edit_shows_in_search_at_once(directory: Database, api: TestClient) -> None:
-    with directory.session(write=True) as session:
-        sid = session.execute(select(service.c.id).where(
-            service.c.record_source_id == "pantry-far")).scalar_one()
-        apply_local_edit(session, table="service", record_id=sid,
-                         changes={"name": "Anacostia Community Pantry"}, edited_by="partner:a")
-        SqliteSearchBackend(directory).reindex_services(session.connection(), [sid])
+    rename_listing(directory, "pantry-far", "Anacostia Community Pantry")
     assert "Anacostia Community Pantry" in names(
         api.get("/api/v1/search", params={"q": "food pantry", "near": "20001"}))
 
@@ -232,13 +224,7 @@ def test_an_edit_made_while_a_rebuild_runs_shows_after_the_swap(
     built = sqlite._place
 
     def place_then_edit(parts, path):  # noqa: ANN001, ANN202
-        with directory.session(write=True) as session:
-            sid = session.execute(select(service.c.id).where(
-                service.c.record_source_id == "pantry-far")).scalar_one()
-            apply_local_edit(session, table="service", record_id=sid,
-                             changes={"name": "Anacostia Community Pantry"},
-                             edited_by="partner:a")
-            SqliteSearchBackend(directory).reindex_services(session.connection(), [sid])
+        rename_listing(directory, "pantry-far", "Anacostia Community Pantry")
         return built(parts, path)
 
     monkeypatch.setattr(sqlite, "_place", place_then_edit)
