@@ -5,8 +5,10 @@ other cores would only wait; and the index rebuild after it spent half its time 
 documents by reading back what the apply had just written. When every staged row is new (a
 source's first import), the directory will hold for those services exactly what the stage
 holds, so their documents are built from the stage instead, by a worker process that runs
-during the apply. The duplicate check then runs beside the rebuild's copying, and the listings
-it changes are written again from the directory at the swap.
+during the apply. They start as soon as the stage is enriched when the directory has nothing of
+the source (indexer.pipeline), and are dropped if comparing the stage then proves the apply
+will do more than add rows. The duplicate check runs beside the rebuild's copying, and the
+listings it changes are written again at the swap.
 
 The stage is read through views that give its records what the apply gives them: active unless
 the source said otherwise, created and updated at the apply's time.
