@@ -342,9 +342,9 @@ class Alongside(Protocol):
 
     def finish(self) -> tuple[Iterable[str], Path | None]:
         """Wait for the work to end; return the services whose listings it changed, and a
-        part file (PartFile) with their documents built after the change, or None. At the
-        swap each is written again: from that file, unless it was edited since (PENDING),
-        else from the directory."""
+        part file (PartFile) with their documents built after the change, or None. Those
+        documents replace theirs in the new index before it is merged (one that was edited
+        since is written again at the swap, PENDING, as any edit is)."""
         ...
 
 
@@ -545,12 +545,19 @@ class SqliteSearchBackend:
                     alongside.start()
                 placed = _place(parts, Path(scratch) / "placed.sqlite")
                 written = self._copy_placed(placed, parts)
-            self._merge_segments(prefix="new_")
-            changed: list[str] = []
-            ready: Path | None = None
             if alongside is not None:
-                ids, ready = alongside.finish()
-                changed = sorted(set(ids))
+                # Before the merge, so the index the swap brings in is still one segment.
+                changed, ready = alongside.finish()
+                if ready is not None and changed:
+                    written += self._replace_in_new(sorted(set(changed)), ready)
+                elif changed:  # no documents came with them: built at the swap
+                    with self.db.engine.connect() as conn:
+                        conn.execution_options(sqlite_write=True)
+                        conn.exec_driver_sql(f"INSERT OR IGNORE INTO {PENDING} (service_id) "
+                                             "SELECT value FROM json_each(?)",
+                                             (json.dumps(sorted(set(changed))),))
+                        conn.commit()
+            self._merge_segments(prefix="new_")
         except BaseException:
             if alongside is not None:
                 with suppress(Exception):  # the first failure is the one to report
@@ -566,18 +573,12 @@ class SqliteSearchBackend:
                 conn.exec_driver_sql(f"ALTER TABLE new_{table} RENAME TO {table}")
             conn.exec_driver_sql(SCHEMA[2].format(p=""))  # ix_search_doc_service
             # Services edited while the new index was built: written again from the store,
-            # under the write lock, so no edit is lost in the swap. Those changed alongside
-            # are too, from the documents built after the change where no edit came since.
-            edited = {r[0] for r in conn.exec_driver_sql(f"SELECT service_id FROM {PENDING}")}
+            # under the write lock, so no edit is lost in the swap.
+            edited = [r[0] for r in conn.exec_driver_sql(f"SELECT service_id FROM {PENDING}")]
             conn.exec_driver_sql(f"DROP TABLE {PENDING}")
-            from_part = sorted(set(changed) - edited) if ready is not None else []
-            stale = sorted(edited.union(changed))
-            if stale:
-                written -= self._delete_services(conn, stale, pending=False)
-                written += self._write(conn, build_documents(
-                    conn, sorted(set(stale) - set(from_part))))
-            if from_part:
-                written += self._write_rows(conn, _part_rows(ready, from_part))
+            if edited:
+                written -= self._delete_services(conn, edited, pending=False)
+                written += self._write(conn, build_documents(conn, edited))
             conn.exec_driver_sql(VOCAB_SQL.format(p=""))
             conn.exec_driver_sql("INSERT INTO search_meta VALUES ('format', ?) ON CONFLICT (key) "
                                  "DO UPDATE SET value = excluded.value", (INDEX_FORMAT,))
@@ -585,6 +586,23 @@ class SqliteSearchBackend:
             conn.commit()
         self._vocab = None
         return written
+
+    def _replace_in_new(self, service_ids: list[str], part: Path) -> int:
+        """In a rebuild's new tables, these services' documents replaced by those in `part`
+        (changed alongside, see `Alongside`); returns the change in their number."""
+        with self.db.engine.connect() as conn:
+            conn.execution_options(sqlite_write=True)
+            rowids = json.dumps([r[0] for r in conn.exec_driver_sql(
+                "SELECT rowid FROM new_search_doc WHERE service_id IN (SELECT value FROM "
+                "json_each(?))", (json.dumps(service_ids),))])
+            removed = 0
+            for table in ("new_search_fts", "new_search_point", "new_search_payload",
+                          "new_search_doc"):
+                removed = conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT "
+                                               "value FROM json_each(?))", (rowids,)).rowcount
+            added = self._write_rows(conn, _part_rows(part, service_ids), prefix="new_")
+            conn.commit()
+        return added - removed
 
     def prepare_rebuild(self, conn: Connection) -> None:
         """Empty new tables for a rebuild, and from now on note every service reindexed

@@ -78,6 +78,9 @@ def test_a_first_import_indexes_from_its_stage_what_a_rebuild_from_the_directory
     assert report.counts["service"]["listed_as_duplicate"] == 1
     assert copies <= report.changed_service_ids
     assert report.counts["search"]["indexed"] == 12
+    with sqlite_db.engine.connect() as conn:  # merged into one segment, those two included
+        assert conn.exec_driver_sql(
+            "SELECT count(DISTINCT segid) FROM search_fts_idx").scalar_one() == 1
     imported = _documents(sqlite_db)
 
     SqliteSearchBackend(sqlite_db).rebuild()
