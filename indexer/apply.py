@@ -202,12 +202,12 @@ class Applier:
         born_new = self.db.is_sqlite and self.stage.born_new
         for table in APPLY_ORDER:
             stg = self.staged(table)
+            active = " AND t.is_active" if table in RECORD_TABLES else ""
             inactive = " OR NOT t.is_active" if table in RECORD_TABLES else ""
             if born_new:  # every row is 'new' until the directory is found to have it
-                same = " AND t.is_active" if table in RECORD_TABLES else ""
                 self._run(raw, f"UPDATE {stg} SET _op = NULL WHERE EXISTS (SELECT 1 FROM "
                                f"{table} t WHERE t.id = {stg}.id AND t.row_hash = "
-                               f"{stg}.row_hash{same})")
+                               f"{stg}.row_hash{active})")
                 self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op = 'new' AND EXISTS "
                                f"(SELECT 1 FROM {table} t WHERE t.id = {stg}.id)")
             else:
@@ -216,7 +216,6 @@ class Applier:
                 self._run(raw, f"UPDATE {stg} SET _op = 'changed' WHERE _op IS NULL AND "
                                f"EXISTS (SELECT 1 FROM {table} t WHERE t.id = {stg}.id AND "
                                f"(t.row_hash <> {stg}.row_hash{inactive}))")
-            active = " AND t.is_active" if table in RECORD_TABLES else ""
             self._run(raw, f"INSERT INTO {self.staged('_gone')} (tbl, id) SELECT '{table}', t.id "
                            f"FROM {table} t WHERE t.record_source IN ({sources}){active} AND "
                            f"NOT EXISTS (SELECT 1 FROM {stg} s WHERE s.id = t.id)")

@@ -59,7 +59,7 @@ def duplicate_key(name: str | None, org: str | None, street: str | None,
     if not street_n or not zip5 or not name:
         return None
     if memo is None:
-        return normalise(name), normalise(org), street_n, zip5
+        memo = {}
     name_n = memo.get(name)
     if name_n is None:
         name_n = memo[name] = normalise(name)
@@ -132,8 +132,8 @@ def find_duplicates(db: Database) -> set[str]:
 class DuplicateCheck:
     """`find_duplicates` in another process, beside an index rebuild's copying (the rebuild's
     `alongside`): it writes the index in one process while another core would wait. The same
-    process then builds the documents of the listings the check changed, so the rebuild's swap
-    need only write them."""
+    process then builds the documents of the listings the check changed, for the rebuild to
+    put in place of the ones it copied."""
 
     def __init__(self, db: Database) -> None:
         self.url = db.url

@@ -85,6 +85,11 @@ def search(backend: Any, geocoder: Any, query: SearchQuery, *,
 REBUILD_MIN = 20000  # an import changing more services than this rebuilds the index
 
 
+def _wants_rebuild(changed: int, indexed: int) -> bool:
+    """Whether an import changing `changed` services rebuilds an index of `indexed`."""
+    return changed > REBUILD_MIN or changed > indexed
+
+
 def _uses_elasticsearch(settings: Any) -> bool:
     return settings.search_backend == "elasticsearch" and bool(settings.elasticsearch_url)
 
@@ -101,7 +106,7 @@ def rebuilds_embedded_index(db: Database, changed: int, *, settings: Any = None)
 
     backend = SqliteSearchBackend(db)
     backend.ensure_schema()
-    return changed > REBUILD_MIN or changed > backend.count()
+    return _wants_rebuild(changed, backend.count())
 
 
 def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
@@ -121,7 +126,7 @@ def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
         if not service_ids:
             return 0
         try:
-            if len(service_ids) > REBUILD_MIN or len(service_ids) > es.count():
+            if _wants_rebuild(len(service_ids), es.count()):
                 return es.rebuild()
             with db.engine.connect() as conn:
                 return es.reindex_services(conn, service_ids)
@@ -140,7 +145,7 @@ def refresh_index(db: Database, service_ids: set[str], *, settings: Any = None,
         return backend.rebuild(prebuilt=prebuilt, alongside=alongside)
     if not service_ids:
         return 0
-    if len(service_ids) > REBUILD_MIN or len(service_ids) > backend.count():
+    if _wants_rebuild(len(service_ids), backend.count()):
         return backend.rebuild()
     with db.engine.connect() as conn:
         conn.execution_options(sqlite_write=True)

@@ -342,9 +342,9 @@ class Alongside(Protocol):
 
     def finish(self) -> tuple[Iterable[str], Path | None]:
         """Wait for the work to end; return the services whose listings it changed, and a
-        part file (PartFile) with their documents built after the change, or None. Those
-        documents replace theirs in the new index before it is merged (one that was edited
-        since is written again at the swap, PENDING, as any edit is)."""
+        part file (PartFile) with their documents built after the change (None only when it
+        never started). Those documents replace theirs in the new index before it is merged
+        (one edited since is written again at the swap, PENDING, as any edit is)."""
         ...
 
 
@@ -523,7 +523,8 @@ class SqliteSearchBackend:
         them from its stage while it is applied, `indexer.prebuild`); only the other services'
         documents are built here. Its caller ran `prepare_rebuild` in the transaction that
         made those services, so no edit after it is missed. `alongside` runs while the
-        documents are placed and copied; the services it changed are written again at the swap.
+        documents are placed and copied; the documents of the services it changed then replace
+        those copied, before the full-text index is merged into one segment.
         """
         if prebuilt is None:
             with self.db.engine.connect() as conn:
@@ -548,15 +549,9 @@ class SqliteSearchBackend:
             if alongside is not None:
                 # Before the merge, so the index the swap brings in is still one segment.
                 changed, ready = alongside.finish()
-                if ready is not None and changed:
+                if changed:
+                    assert ready is not None  # it was started above
                     written += self._replace_in_new(sorted(set(changed)), ready)
-                elif changed:  # no documents came with them: built at the swap
-                    with self.db.engine.connect() as conn:
-                        conn.execution_options(sqlite_write=True)
-                        conn.exec_driver_sql(f"INSERT OR IGNORE INTO {PENDING} (service_id) "
-                                             "SELECT value FROM json_each(?)",
-                                             (json.dumps(sorted(set(changed))),))
-                        conn.commit()
             self._merge_segments(prefix="new_")
         except BaseException:
             if alongside is not None:
@@ -592,17 +587,16 @@ class SqliteSearchBackend:
         (changed alongside, see `Alongside`); returns the change in their number."""
         with self.db.engine.connect() as conn:
             conn.execution_options(sqlite_write=True)
-            rowids = json.dumps([r[0] for r in conn.exec_driver_sql(
+            rowids = [r[0] for r in conn.exec_driver_sql(
                 "SELECT rowid FROM new_search_doc WHERE service_id IN (SELECT value FROM "
-                "json_each(?))", (json.dumps(service_ids),))])
-            removed = 0
+                "json_each(?))", (json.dumps(service_ids),))]
             for table in ("new_search_fts", "new_search_point", "new_search_payload",
                           "new_search_doc"):
-                removed = conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT "
-                                               "value FROM json_each(?))", (rowids,)).rowcount
-            added = self._write_rows(conn, _part_rows(part, service_ids), prefix="new_")
+                conn.exec_driver_sql(f"DELETE FROM {table} WHERE rowid IN (SELECT value FROM "
+                                     "json_each(?))", (json.dumps(rowids),))
+            added = self._write_rows(conn, PartFile.read(part, service_ids), prefix="new_")
             conn.commit()
-        return added - removed
+        return added - len(rowids)
 
     def prepare_rebuild(self, conn: Connection) -> None:
         """Empty new tables for a rebuild, and from now on note every service reindexed
@@ -1182,22 +1176,6 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
     return sorted(Path(p) for p in paths)
 
 
-def _part_rows(path: Path, service_ids: list[str]) -> Iterator[IndexRows]:
-    """The documents of these services in a part file, as the rows they write."""
-    n_doc = len(DOC_COLUMNS)
-    conn = sqlite3.connect(path)
-    try:
-        for row in conn.execute("SELECT * FROM part WHERE service_id IN (SELECT value FROM "
-                                "json_each(?)) ORDER BY key", (json.dumps(service_ids),)):
-            doc_end = 2 + n_doc
-            point = row[doc_end + 5:doc_end + 9]
-            yield IndexRows((row[0], row[1]), tuple(row[2:doc_end]), row[doc_end],
-                            tuple(row[doc_end + 1:doc_end + 5]),
-                            None if point[0] is None else tuple(point))
-    finally:
-        conn.close()
-
-
 class PartFile:
     """A scratch file that built documents are appended to (table `part`, PART_COLUMNS)."""
 
@@ -1222,6 +1200,22 @@ class PartFile:
 
     def close(self) -> None:
         self.conn.close()
+
+    @staticmethod
+    def read(path: Path, service_ids: list[str]) -> Iterator[IndexRows]:
+        """The documents of these services in a part file, as `add` wrote them."""
+        doc_end = 2 + len(DOC_COLUMNS)  # home_start, home_end, then DOC_COLUMNS
+        conn = sqlite3.connect(path)
+        try:
+            for row in conn.execute("SELECT * FROM part WHERE service_id IN (SELECT value "
+                                    "FROM json_each(?)) ORDER BY key",
+                                    (json.dumps(service_ids),)):
+                point = row[doc_end + 5:doc_end + 9]
+                yield IndexRows((row[0], row[1]), tuple(row[2:doc_end]), row[doc_end],
+                                tuple(row[doc_end + 1:doc_end + 5]),
+                                None if point[0] is None else tuple(point))
+        finally:
+            conn.close()
 
 
 _worker_db: Database | None = None
