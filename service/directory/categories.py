@@ -53,6 +53,8 @@ PHRASINGS_FILE = "phrasings.tsv"
 AIRS_CODE = re.compile(r"^[A-Z]{1,2}(?:-\d{4}(?:\.\d{4}(?:-\d{3}(?:\.\d{2})?)?)?)?$")
 #: A legacy Open Eligibility code (Ohana): ``101``, ``101-02``, ``103-05-02-01``.
 LEGACY_CODE = re.compile(r"^\d{3}(?:-\d{2}){0,3}$")
+#: What `normalise` turns into spaces.
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
 #: Separators between several codes or names in one import field.
 _LIST_SEPARATORS = re.compile(r"[;,*|]")
 
@@ -67,9 +69,10 @@ _GENERIC_NAMES = frozenset(
 
 def normalise(text: str) -> str:
     """Lower-case, strip accents and apostrophes, ``&`` -> ``and``, other punctuation to spaces."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = text.lower().replace("’", "").replace("'", "").replace("&", " and ")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    if not text.isascii():  # (ASCII is as NFKD leaves it)
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = text.lower().replace("'", "").replace("&", " and ")
+    return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
 def tokens(text: str) -> tuple[str, ...]:

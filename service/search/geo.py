@@ -70,9 +70,13 @@ def cell_token(precision: int, value: int) -> str:
 def point_tokens(lat: float, lon: float) -> list[str]:
     """Tokens of a document's point at every indexed precision (a coarser cell's number is a
     prefix of the finer one's bits, so one computation serves all)."""
-    finest = PRECISIONS[-1]
-    value = cell(lat, lon, finest)
-    return [cell_token(p, value >> (5 * (finest - p))) for p in PRECISIONS]
+    return cell_tokens(cell(lat, lon, PRECISIONS[-1]))
+
+
+def cell_tokens(finest: int) -> list[str]:
+    """`point_tokens` of a point whose cell at the finest precision is `finest`."""
+    last = PRECISIONS[-1]
+    return [f"h{p}x{finest >> (5 * (last - p))}" for p in PRECISIONS]
 
 
 def _cell_size(precision: int) -> tuple[float, float]:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from multiprocessing import get_context
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -125,11 +126,10 @@ TABLES = ("search_doc", "search_payload", "search_fts", "search_point")
 PENDING = "search_pending"  # services reindexed while a rebuild runs (see `rebuild`)
 
 
-def _row_values(doc: SearchDocument) -> dict[str, Any]:
+def _row_values(doc: SearchDocument, cats: frozenset[str]) -> dict[str, Any]:
     elig = doc.eligibility or {}
     restricted_age = elig.get("age_kind") == "restriction"
     restricted_gender = elig.get("gender_kind") == "restriction" and elig.get("genders")
-    cats = doc.categories_with_ancestors()
     payload = doc.display()
     languages = " " + " ".join(doc.languages) + " "
     return {
@@ -156,12 +156,16 @@ def _row_values(doc: SearchDocument) -> dict[str, Any]:
     }
 
 
-def _home(doc: SearchDocument) -> tuple[int, int]:
-    """The rowid range a document belongs in (see CELL_SEQ_BITS)."""
-    if doc.lat is None or doc.lon is None:
+def _home(cell: int | None) -> tuple[int, int]:
+    """The rowid range of a document whose point is in this finest geohash cell, or has no
+    point (see CELL_SEQ_BITS)."""
+    if cell is None:
         return OTHER_BASE, OTHER_END
-    start = geo.cell(doc.lat, doc.lon, geo.PRECISIONS[-1]) << CELL_SEQ_BITS
+    start = cell << CELL_SEQ_BITS
     return start, start + (1 << CELL_SEQ_BITS)
+
+
+_doc_columns = itemgetter(*DOC_COLUMNS)
 
 
 class IndexRows(NamedTuple):
@@ -176,12 +180,14 @@ class IndexRows(NamedTuple):
 
     @classmethod
     def of(cls, doc: SearchDocument) -> IndexRows:
-        values = _row_values(doc)
-        point = None
+        cats = doc.categories_with_ancestors()
+        values = _row_values(doc, cats)
+        point = cell = None
         if doc.lat is not None and doc.lon is not None:
             point = (doc.lat, doc.lat, doc.lon, doc.lon)
-        return cls(_home(doc), tuple(values[c] for c in DOC_COLUMNS), values["doc"],
-                   (doc.name, doc.organization or "", doc.body(), doc.tags()), point)
+            cell = geo.cell(doc.lat, doc.lon, geo.PRECISIONS[-1])
+        return cls(_home(cell), _doc_columns(values), values["doc"],
+                   (doc.name, doc.organization or "", doc.body(), doc.tags(cats, cell)), point)
 
 
 class _Rowids:
@@ -284,8 +290,13 @@ def search_slots() -> int:
 SEARCH_SLOTS = threading.BoundedSemaphore(search_slots())
 
 
+_NO_SLOTS = "0" * 168
+
+
 def _slot_parts(column: str, slots: str) -> dict[str, int]:
     """A week's '0'/'1' hour slots as the integers stored for them (see SLOT_BITS)."""
+    if slots == _NO_SLOTS:  # no hours known (most listings)
+        return {f"{column}0": 0, f"{column}1": 0, f"{column}2": 0}
     return {f"{column}{k}": int(slots[k * SLOT_BITS:(k + 1) * SLOT_BITS][::-1] or "0", 2)
             for k in range(3)}
 
