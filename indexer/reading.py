@@ -63,8 +63,7 @@ def fill_stage(stage: Stage, rows: Iterable[SourceRow], normalizer: Normalizer,
             continue
         for table, values in enrich.expand_row(source_row.table, normalized, source_row,
                                                report.problems):
-            get = values.get
-            row = [get(c) for c in column_lists[table]]
+            row = list(map(values.get, column_lists[table]))
             for i, column_type in converters[table]:
                 if row[i] is not None:
                     row[i] = to_sql_value(column_type, row[i])

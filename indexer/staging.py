@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class Stage:
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("PRAGMA cache_size=-262144")
         self.conn.execute("PRAGMA temp_store=MEMORY")
-        self._insert_sql: dict[str, str] = {}
+        self._insert_sql: dict[tuple[str, tuple[int, ...]], str] = {}  # by the columns bound
         self._column_types: dict[str, list[Any]] = {}
         self._columns: dict[str, list[str]] = {}
         self.duplicated: set[str] = set()  # tables with an id twice (known after `commit`)
@@ -77,16 +77,29 @@ class Stage:
             # new | changed | NULL (unchanged), set when compared (indexer.apply)
             marks_col = f", _op{op_default}" if extra else ""
             self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)}{marks_col})")
-            marks = ", ".join("?" for _ in all_cols)
-            self._insert_sql[name] = f"INSERT INTO {name} ({', '.join(all_cols)}) VALUES ({marks})"
             self._columns[name] = all_cols
             self._column_types[name] = [c.type for c in table.columns]
         self.conn.execute("CREATE TABLE _gone (tbl TEXT NOT NULL, id TEXT NOT NULL)")
         self.conn.execute("BEGIN")
 
-    def insert_many(self, table: str, rows: Iterable[tuple]) -> None:
-        """Append rows given as tuples in `columns_of(table)` order, plus origin columns."""
-        self.conn.executemany(self._insert_sql[table], rows)
+    def insert_many(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows given in `columns_of(table)` order, plus origin columns.
+
+        Only the columns some row has a value in are bound: a feed fills a few of a table's
+        columns, and binding a NULL costs the sqlite3 module twice what binding a string does
+        (six of the ten microseconds a typical staged row took)."""
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        n = len(rows)
+        used = tuple(i for i, values in enumerate(columns) if values.count(None) != n)
+        sql = self._insert_sql.get((table, used))
+        if sql is None:
+            names = [self._columns[table][i] for i in used]
+            sql = self._insert_sql[(table, used)] = (
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                f"({', '.join('?' for _ in names)})")
+        self.conn.executemany(sql, zip(*(columns[i] for i in used), strict=True))
 
     def update_many(self, sql: str, rows: Iterable[tuple]) -> None:
         """Run one statement per row, all in one transaction (after `commit` the connection

@@ -202,8 +202,8 @@ def read_csv_table(file: Path, table: str, problems: Problems) -> Iterator[Sourc
             break
         line_start = line + 1
         line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
+        if not (values and values[0].strip()) and not any(v.strip() for v in values):
+            continue  # a blank row (the first field, most often an id, says so at once)
         if len(values) != width:
             problems.error(
                 file.name, line_start, None,
