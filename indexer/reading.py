@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from indexer import enrich
 from indexer.normalize import Normalizer
 from indexer.records import Problems, SourceRow
-from indexer.staging import STAGED_TABLES, Stage, columns_of, needs_conversion, to_sql_value
+from indexer.staging import (
+    STAGED_TABLES,
+    Stage,
+    StagedPart,
+    columns_of,
+    needs_conversion,
+    to_sql_value,
+)
 
 if TYPE_CHECKING:
     from indexer.pipeline import RunReport
@@ -84,7 +91,7 @@ def fill_stage(stage: Stage, rows: Iterable[SourceRow], normalizer: Normalizer,
 class _Part:
     """What one worker read: its staging file, counts, problems and normaliser state."""
 
-    stage_path: Path
+    stage: StagedPart  # removed once copied
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     problems: Problems = field(default_factory=Problems)
     sources_seen: set[str] = field(default_factory=set)
@@ -113,14 +120,14 @@ def read_into_stage(stage: Stage, loader: Any, path: Path, normalizer: Normalize
     largest_first = sorted(range(len(files)), key=lambda i: -files[i][1].stat().st_size)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {i: pool.submit(_read_file, loader.module, normalizer.source, *files[i],
-                                  stage.path.parent) for i in largest_first}
+                                  stage.path.parent, stage.born_new) for i in largest_first}
         try:
             for i, (table, _file) in enumerate(files):
                 part = futures[i].result()
                 try:
-                    stage.copy_from(part.stage_path, _tables_of(table))
+                    stage.copy_from(part.stage, _tables_of(table))
                 finally:
-                    _remove(part.stage_path)
+                    _remove(part.stage.path)
                 for name, counts in part.counts.items():
                     for outcome, n in counts.items():
                         report.count(name, outcome, n)
@@ -136,7 +143,7 @@ def read_into_stage(stage: Stage, loader: Any, path: Path, normalizer: Normalize
                 future.cancel()
             for future in futures.values():  # workers that did finish leave a file behind
                 if future.done() and not future.cancelled() and future.exception() is None:
-                    _remove(future.result().stage_path)
+                    _remove(future.result().stage.path)
             raise
 
 
@@ -145,23 +152,24 @@ def _tables_of(table: str) -> list[str]:
     return [table, "service_category"] if table == "service" else [table]
 
 
-def _read_file(module_name: str, source: str, table: str, file: Path,
-               stage_dir: Path) -> _Part:
-    """In a worker process: read one file of a package into a staging file of its own."""
+def _read_file(module_name: str, source: str, table: str, file: Path, stage_dir: Path,
+               born_new: bool) -> _Part:
+    """In a worker process: read one file of a package into a staging file of its own, its
+    ids indexed (see `Stage.copy_from`)."""
     from indexer.pipeline import RunReport
 
     report = RunReport(source=source, format="", path="")
     normalizer = Normalizer(source, report.problems)
-    stage = Stage(stage_dir)
+    stage = Stage(stage_dir, born_new=born_new)
     try:
         rows = _rows_of(module_name, [(table, file)], report.problems)
         seen = fill_stage(stage, rows, normalizer, report)
         stage.conn.execute("COMMIT")
+        stage.index_ids(_tables_of(table))
     except BaseException:
         stage.close()
         raise
-    stage.conn.close()
-    return _Part(stage.path, report.counts, report.problems, normalizer.sources_seen,
+    return _Part(stage.closed_part(), report.counts, report.problems, normalizer.sources_seen,
                  normalizer.defaulted_status, normalizer.tallies, seen)
 
 

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ def needs_conversion(column_type: Any) -> bool:
     return isinstance(column_type, (JSON, DateTime, Boolean))
 
 
+@dataclass(frozen=True)
+class StagedPart:
+    """A closed stage's file, and which of its tables' ids are indexed (`Stage.index_ids`)."""
+
+    path: Path
+    indexed: frozenset[str]
+    duplicated: frozenset[str]
+
+
 class Stage:
     """A temporary SQLite file holding one import's rows."""
 
@@ -66,6 +76,7 @@ class Stage:
         self._column_types: dict[str, list[Any]] = {}
         self._columns: dict[str, list[str]] = {}
         self.duplicated: set[str] = set()  # tables with an id twice (known after `commit`)
+        self._indexed: set[str] = set()  # tables whose ids are indexed (`index_ids`)
         # Rows start out 'new' (a source's first import: comparing then only demotes the few
         # the directory has), else unmarked (a re-import: comparing marks the few that are not).
         self.born_new = born_new
@@ -112,35 +123,66 @@ class Stage:
             raise
         self.conn.execute("COMMIT")
 
-    def copy_from(self, path: Path, tables: Iterable[str]) -> None:
-        """Append the rows of `tables` from another staging file (a reading worker's)."""
-        self.conn.execute("COMMIT")
-        self.conn.execute("ATTACH DATABASE ? AS part", (str(path),))
-        try:
-            self.conn.execute("BEGIN")
-            for table in tables:  # the rows, not their marks (made when compared)
-                cols = ", ".join(self._columns[table])
-                self.conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM "
-                                  f"part.{table}")
-            self.conn.execute("COMMIT")
-        finally:
-            self.conn.execute("DETACH DATABASE part")
-            self.conn.execute("BEGIN")
-
-    def commit(self) -> None:
-        """End the staging write transaction and index ids for the checks that follow.
+    def index_ids(self, tables: Iterable[str] | None = None) -> None:
+        """Index the ids of `tables` (every table by default) for the checks that follow.
 
         An id index is unique where the import has no id twice (most do): `duplicated` lists
         the tables where it could not be, the only ones the duplicate check need look at."""
-        self.conn.execute("COMMIT")
-        for name in STAGED_TABLES:
-            if name == "service_category":
+        for name in STAGED_TABLES if tables is None else tables:
+            if name == "service_category" or name in self._indexed:
                 continue
             try:
                 self.conn.execute(f"CREATE UNIQUE INDEX ix_{name}_id ON {name} (id)")
             except sqlite3.IntegrityError:
                 self.conn.execute(f"CREATE INDEX ix_{name}_id ON {name} (id)")
                 self.duplicated.add(name)
+            self._indexed.add(name)
+
+    def closed_part(self) -> StagedPart:
+        """Close this stage and describe its file for `copy_from` (another process's)."""
+        self.conn.close()
+        return StagedPart(self.path, frozenset(self._indexed), frozenset(self.duplicated))
+
+    def copy_from(self, part: StagedPart, tables: Iterable[str]) -> None:
+        """Append the rows of `tables` from another stage (a reading worker's, made with the
+        same `born_new`, so its rows carry the marks this one's would).
+
+        A table the part indexed (`index_ids`) is copied with its index, when this stage has
+        none of its rows yet: SQLite then copies both b-trees as they are, without sorting the
+        ids again."""
+        self.conn.execute("COMMIT")
+        self.conn.execute("ATTACH DATABASE ? AS part", (str(part.path),))
+        try:
+            for table in tables:
+                empty = not self.conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone()
+                if empty and table in part.indexed and table not in self._indexed:
+                    unique = table not in part.duplicated
+                    self.conn.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX ix_{table}_id "
+                                      f"ON {table} (id)")
+                    self._indexed.add(table)
+                    if not unique:
+                        self.duplicated.add(table)
+                self._append(table)
+        finally:
+            self.conn.execute("DETACH DATABASE part")
+            self.conn.execute("BEGIN")
+
+    def _append(self, table: str) -> None:
+        """`copy_from` of one table; an id already staged makes this table's id index plain."""
+        copy = f"INSERT INTO main.{table} SELECT * FROM part.{table}"
+        try:
+            self.conn.execute(copy)  # a transaction of its own
+        except sqlite3.IntegrityError:  # the unique index (the statement changed nothing)
+            self.conn.execute(f"DROP INDEX ix_{table}_id")
+            self.conn.execute(f"CREATE INDEX ix_{table}_id ON {table} (id)")
+            self.duplicated.add(table)
+            self.conn.execute(copy)
+
+    def commit(self) -> None:
+        """End the staging write transaction and index ids for the checks that follow (those
+        no part brought, see `copy_from`)."""
+        self.conn.execute("COMMIT")
+        self.index_ids()
         self.conn.execute("ANALYZE")
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> Iterator[tuple]:
