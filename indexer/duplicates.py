@@ -148,7 +148,12 @@ class DuplicateCheck:
         return Path(self._scratch.name) / "part-duplicates.sqlite"
 
     def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        from service.search.sqlite import fewer_collections
+
+        # (It keeps a key for every listing while it makes others: fewer collections of the
+        # youngest objects, as in building documents, spare a ninth of its time.)
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
+                                         initializer=fewer_collections)
         self._future = self._pool.submit(_find_in_worker, self.url, self.part)
 
     def finish(self) -> tuple[set[str], Path | None]:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, create_engine, event
 from indexer.records import RECORD_TABLES
 from indexer.staging import Stage, columns_of
 from service.search.documents import build_documents
-from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile
+from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile, fewer_collections
 
 # An import of fewer services builds its documents after the apply, from the directory:
 # starting a process costs more than the overlap saves.
@@ -78,7 +78,8 @@ class StageDocuments:
         ids = [r[0] for r in stage.query("SELECT id FROM service ORDER BY id")]
         self.service_ids = set(ids)  # whose documents the parts will hold
         self._scratch = tempfile.TemporaryDirectory(prefix="signpost-prebuild-")
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                         initializer=fewer_collections)
         self._chunks: list[tuple[Future[str], list[str]]] = []
         for start in range(0, len(ids), BUILD_CHUNK):
             chunk = ids[start:start + BUILD_CHUNK]

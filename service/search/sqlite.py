@@ -15,6 +15,7 @@ process sees both at once.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -1180,7 +1181,8 @@ def _build_parts(db: Database, ids: list[str], scratch: Path) -> list[Path]:
         return [path]
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=fewer_collections) as pool:
         # Each worker appends to its own file; the files are closed when the pool shuts down.
         paths = set(pool.map(_build_part_in_worker, [db.url] * len(chunks),
                              [str(scratch)] * len(chunks), chunks))
@@ -1227,6 +1229,13 @@ class PartFile:
                                 None if point[0] is None else tuple(point))
         finally:
             conn.close()
+
+
+def fewer_collections() -> None:
+    """In a process that builds documents: collect its youngest objects less often. Building
+    makes millions of short-lived objects, freed as they go; scanning them every 700 new
+    ones cost a twentieth of the building."""
+    gc.set_threshold(20000, 20, 20)
 
 
 _worker_db: Database | None = None
