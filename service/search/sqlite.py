@@ -114,6 +114,7 @@ SCHEMA = [
     """INSERT OR IGNORE INTO search_meta VALUES ('generation', 0)""",
     "DROP TABLE IF EXISTS {p}search_doc_category",  # facets are counted from categories now
 ]
+FTS_AUTOMERGE = 4  # FTS5's own default: segments merged four at a time as documents change
 REBUILD_BATCH = 25000  # documents per write transaction of a rebuild (fewer, larger FTS segments)
 BUILD_CHUNK = 5000  # services whose documents are built at a time
 # A rebuild of at least this many services builds its documents in other processes while this
@@ -617,6 +618,10 @@ class SqliteSearchBackend:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS new_{table}")
         conn.exec_driver_sql("DROP TABLE IF EXISTS new_search_vocab")
         self.ensure_schema(conn, prefix="new_")
+        # The new full-text index is merged into one segment once it is written
+        # (`_merge_segments`): merging as it grew merged most of it twice over.
+        conn.exec_driver_sql("INSERT INTO new_search_fts(new_search_fts, rank) VALUES "
+                             "('automerge', 0)")
         # Indexed once the rows are in (a sort, not 400k random inserts), under its own
         # name: an index keeps its name when its table is renamed.
         conn.exec_driver_sql("DROP INDEX IF EXISTS new_ix_search_doc_service")
@@ -684,14 +689,16 @@ class SqliteSearchBackend:
         once rather than once per segment (at 400k documents this halves a short search), in
         short write transactions that partner edits can commit between."""
         step = -1000  # negative: merge across levels too, down to one segment
+        command = f"INSERT INTO {prefix}search_fts({prefix}search_fts, rank) VALUES (?, ?)"
         while True:
             with self.db.engine.connect() as conn:
                 conn.execution_options(sqlite_write=True)
                 raw = conn.connection.dbapi_connection
                 before = raw.total_changes
-                conn.exec_driver_sql(f"INSERT INTO {prefix}search_fts({prefix}search_fts, rank) "
-                                     "VALUES ('merge', ?)", (step,))
+                conn.exec_driver_sql(command, ("merge", step))
                 done = raw.total_changes - before < 2
+                if done:  # edits from now on merge as they go (see `prepare_rebuild`)
+                    conn.exec_driver_sql(command, ("automerge", FTS_AUTOMERGE))
                 conn.commit()
             if done:
                 return

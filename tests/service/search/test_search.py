@@ -186,6 +186,21 @@ def test_rebuild_keeps_every_document(directory: Database) -> None:
     assert backend.count() == before
 
 
+def test_a_rebuild_leaves_its_full_text_index_merging_segments_as_edits_come(
+        directory: Database) -> None:
+    """A rebuild merges its new full-text index once, at the end, rather than as it grows;
+    the index it swaps in merges the segments later edits write, as FTS5 does by default (a
+    search seeks each word once per segment)."""
+    backend = SqliteSearchBackend(directory)
+    backend.rebuild()
+    with directory.engine.connect() as conn:
+        settings = dict(conn.exec_driver_sql("SELECT k, v FROM search_fts_config").all())
+        merged = conn.exec_driver_sql(
+            "SELECT count(DISTINCT segid) FROM search_fts_idx").scalar_one()
+    assert settings.get("automerge", 4) == 4
+    assert merged == 1
+
+
 def _index_snapshot(db: Database) -> dict[str, list[tuple]]:
     with db.engine.connect() as conn:
         return {table: [tuple(r) for r in conn.exec_driver_sql(
