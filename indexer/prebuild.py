@@ -72,14 +72,13 @@ def stage_engine(path: Path, now: datetime) -> Engine:
 class StageDocuments:
     """Documents of a stage's services, being built in another process (see the module)."""
 
-    def __init__(self, stage: Stage, now: datetime, workers: int) -> None:
+    def __init__(self, stage: Stage, now: datetime, pool: ProcessPoolExecutor) -> None:
         self.stage_path = stage.path
         self.now = now
         ids = [r[0] for r in stage.query("SELECT id FROM service ORDER BY id")]
         self.service_ids = set(ids)  # whose documents the parts will hold
         self._scratch = tempfile.TemporaryDirectory(prefix="signpost-prebuild-")
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                         initializer=fewer_collections)
+        self._pool = pool
         self._chunks: list[tuple[Future[str], list[str]]] = []
         for start in range(0, len(ids), BUILD_CHUNK):
             chunk = ids[start:start + BUILD_CHUNK]
@@ -90,15 +89,22 @@ class StageDocuments:
     def start(cls, stage: Stage, now: datetime) -> StageDocuments:
         """Index the stage for the builder and start building (one process per spare core:
         the apply keeps one busy; with this one, at most MAX_BUILD_WORKERS parts)."""
-        for table, column in LOOKUPS:
-            # Partial: a column no row uses (a phone's location, often) gets an empty index.
-            # A full one holds a single NULL key for every row, and from its statistics the
-            # planner would rather scan the table than look anything up.
-            stage.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} "
-                          f"({column}) WHERE {column} IS NOT NULL")
-        stage.execute("ANALYZE")
-        return cls(stage, now, workers=max(1, min((os.cpu_count() or 1) - 1,
-                                                  MAX_BUILD_WORKERS - 1)))
+        workers = max(1, min((os.cpu_count() or 1) - 1, MAX_BUILD_WORKERS - 1))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                   initializer=fewer_collections)
+        try:
+            pool.submit(_ready)  # the processes start (a second's imports) while this indexes
+            for table, column in LOOKUPS:
+                # Partial: a column no row uses (a phone's location, often) gets an empty
+                # index. A full one holds a single NULL key for every row, and from its
+                # statistics the planner would rather scan the table than look anything up.
+                stage.execute(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} "
+                              f"({column}) WHERE {column} IS NOT NULL")
+            stage.execute("ANALYZE")
+            return cls(stage, now, pool)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
     def parts(self) -> list[Path]:
         """The part files, once every chunk is built. This process, which would otherwise
@@ -128,6 +134,10 @@ class StageDocuments:
         """Stop the workers and remove the part files."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._scratch.cleanup()
+
+
+def _ready() -> None:
+    """A task that only starts a worker process."""
 
 
 _engine: Engine | None = None
