@@ -278,10 +278,13 @@ class Applier:
             f"SELECT tbl, count(*) FROM {self.staged('_gone')} GROUP BY tbl").all())
         for table in APPLY_ORDER:
             stg = self.staged(table)
-            counts: Counter[str] = Counter(dict(self.conn.exec_driver_sql(  # type: ignore[union-attr]
-                f"SELECT coalesce(_op, 'unchanged'), count(*) FROM {stg} GROUP BY 1").all()))
+            if self.adds_only:  # every staged row is new: their number is the plan
+                counts = Counter(new=self._scalar(f"SELECT count(*) FROM {stg}"))
+            else:
+                counts = Counter(dict(self.conn.exec_driver_sql(  # type: ignore[union-attr]
+                    f"SELECT coalesce(_op, 'unchanged'), count(*) FROM {stg} GROUP BY 1").all()))
             if table in RECORD_TABLES:
-                counts["reactivated"] = self._scalar(
+                counts["reactivated"] = 0 if self.adds_only else self._scalar(
                     f"SELECT count(*) FROM {stg} s JOIN {table} t ON t.id = s.id "
                     "WHERE s._op = 'changed' AND NOT t.is_active")
                 plan.active_before[table] = self._scalar(
