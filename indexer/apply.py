@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, DateTime, insert, select, update
@@ -374,7 +375,7 @@ class Applier:
         ids: set[str] = set()
 
         def collect(sql: str) -> None:
-            ids.update(r[0] for r in self.conn.exec_driver_sql(sql) if r[0])  # type: ignore[union-attr]
+            ids.update(map(itemgetter(0), self._driver_rows(sql)))
 
         gone = self.staged("_gone")
         collect(f"SELECT id FROM {self.staged('service')} WHERE _op IS NOT NULL")
@@ -393,7 +394,16 @@ class Applier:
             collect(f"SELECT sal.service_id FROM service_at_location sal JOIN {table} t ON "
                     f"t.{key} = sal.location_id JOIN {gone} g ON g.id = t.id AND "
                     f"g.tbl = '{table}'")
+        ids.difference_update((None, ""))  # a row without the link
         return ids
+
+    def _driver_rows(self, sql: str) -> Iterable[Any]:
+        """The rows of a query in our transaction, as the driver gives them (a first import
+        reads back 1.6 million ids here: through SQLAlchemy's results, a second of it)."""
+        assert self.conn is not None
+        if self.db.is_sqlite:
+            return self.conn.connection.dbapi_connection.execute(sql)  # type: ignore[union-attr]
+        return self.conn.exec_driver_sql(sql)
 
     def _merge_local_edits(self, run_id: int | None) -> None:
         """Keep local edits unless the source changed that field; list such conflicts."""
