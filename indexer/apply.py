@@ -320,10 +320,16 @@ class Applier:
                     f"UNION SELECT a.link_id FROM attribute a JOIN {gone} g ON g.id = a.id "
                     "AND g.tbl = 'attribute'")
         stg = self.staged("service_category")
-        self._exec(f"DELETE FROM service_category WHERE service_id IN ({affected})")
+        # Worked out once for both statements (a first import lists each of its services).
+        self._exec(f"CREATE TEMP TABLE affected_services "
+                   f"{'' if self.db.is_sqlite else 'ON COMMIT DROP '}AS {affected}")
+        self._exec("DELETE FROM service_category WHERE service_id IN (SELECT id FROM "
+                   "affected_services)")
         self._exec(f"INSERT INTO service_category (service_id, category_id) SELECT DISTINCT "
-                   f"service_id, category_id FROM {stg} WHERE service_id IN ({affected}) "
-                   "ON CONFLICT DO NOTHING")
+                   f"service_id, category_id FROM {stg} WHERE service_id IN (SELECT id FROM "
+                   "affected_services) ON CONFLICT DO NOTHING")
+        if self.db.is_sqlite:
+            self._exec("DROP TABLE temp.affected_services")
         return changed_services
 
     def _upsert(self, table: str) -> None:
