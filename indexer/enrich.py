@@ -127,8 +127,7 @@ class ZipLookups:
 
             tables = GeoTables.default()
             for address_id, lat, lon in self._rows:
-                found = tables.nearest_zip(lat, lon)
-                self._found[(address_id, lat, lon)] = found.zip if found else None
+                self._found[(address_id, lat, lon)] = _nearest_zip(tables, lat, lon)
         except BaseException as exc:  # raised where the answers are wanted
             self._error = exc
 
@@ -186,6 +185,12 @@ def _geocode_locations(stage: Stage, report: RunReport, geocoder: Any) -> None:
                            "geocode_precision = ? WHERE id = ?", updates)
 
 
+def _nearest_zip(tables: Any, lat: float, lon: float) -> str | None:
+    """The ZIP whose centroid is nearest the point, from the bundled tables."""
+    found = tables.nearest_zip(lat, lon)
+    return found.zip if found is not None else None
+
+
 def _zip_from_coordinates(stage: Stage,
                           known: dict[tuple[str, float, float], str | None]) -> None:
     rows = list(stage.query(_MISSING_ZIPS))
@@ -197,11 +202,8 @@ def _zip_from_coordinates(stage: Stage,
     updates = []
     for address_id, lat, lon in rows:
         key = (address_id, lat, lon)
-        if key in known:  # worked out already (ZipLookups)
-            zip_code = known[key]
-        else:
-            found = tables.nearest_zip(lat, lon)
-            zip_code = found.zip if found is not None else None
+        # worked out already (ZipLookups), unless geocoded since
+        zip_code = known[key] if key in known else _nearest_zip(tables, lat, lon)
         if zip_code is not None:
             updates.append((zip_code, address_id))
     stage.update_many("UPDATE address SET postal_code = ? WHERE id = ?", updates)

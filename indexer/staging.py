@@ -73,7 +73,6 @@ class Stage:
         self.conn.execute("PRAGMA cache_size=-262144")
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self._insert_sql: dict[tuple[str, tuple[int, ...]], str] = {}  # by the columns bound
-        self._column_types: dict[str, list[Any]] = {}
         self._columns: dict[str, list[str]] = {}
         self.duplicated: set[str] = set()  # tables with an id twice (known after `commit`)
         self._indexed: set[str] = set()  # tables whose ids are indexed (`index_ids`)
@@ -89,7 +88,6 @@ class Stage:
             marks_col = f", _op{op_default}" if extra else ""
             self.conn.execute(f"CREATE TABLE {name} ({', '.join(all_cols)}{marks_col})")
             self._columns[name] = all_cols
-            self._column_types[name] = [c.type for c in table.columns]
         self.conn.execute("CREATE TABLE _gone (tbl TEXT NOT NULL, id TEXT NOT NULL)")
         self.conn.execute("BEGIN")
 

@@ -76,7 +76,7 @@ def point_tokens(lat: float, lon: float) -> list[str]:
 def cell_tokens(finest: int) -> list[str]:
     """`point_tokens` of a point whose cell at the finest precision is `finest`."""
     last = PRECISIONS[-1]
-    return [f"h{p}x{finest >> (5 * (last - p))}" for p in PRECISIONS]
+    return [cell_token(p, finest >> (5 * (last - p))) for p in PRECISIONS]
 
 
 def _cell_size(precision: int) -> tuple[float, float]:
