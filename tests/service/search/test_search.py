@@ -253,6 +253,39 @@ def test_an_edit_made_while_a_rebuild_runs_shows_after_the_swap(
                                         "'search_pending'").first()
 
 
+def test_a_rebuilt_r_tree_holds_every_point_and_takes_later_edits(
+        directory: Database) -> None:
+    """The R*Tree a rebuild swaps in passes SQLite's own check, finds by box exactly the
+    listings inside the box, and takes a later edit's point like any other."""
+    backend = SqliteSearchBackend(directory)
+    backend.rebuild()
+
+    def inside(conn, box: tuple[float, float, float, float]) -> tuple[set, set]:  # noqa: ANN001
+        by_tree = {r[0] for r in conn.exec_driver_sql(
+            "SELECT rowid FROM search_point WHERE min_lat >= ? AND max_lat <= ? AND "
+            "min_lon >= ? AND max_lon <= ?", box)}
+        by_doc = {r[0] for r in conn.exec_driver_sql(
+            "SELECT rowid FROM search_doc WHERE lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
+            box)}
+        return by_tree, by_doc
+
+    downtown = (38.905, 38.916, -77.025, -77.010)  # not Anacostia, Bethesda or the clinic
+    with directory.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT rtreecheck('search_point')").scalar_one() == "ok"
+        points = conn.exec_driver_sql("SELECT count(*) FROM search_point").scalar_one()
+        located = conn.exec_driver_sql(
+            "SELECT count(*) FROM search_doc WHERE lat IS NOT NULL").scalar_one()
+        by_tree, by_doc = inside(conn, downtown)
+    assert points == located == 11
+    assert by_tree == by_doc and 0 < len(by_doc) < located
+    rename_listing(directory, "pantry-far", "Anacostia Community Pantry")  # reindexed
+    with directory.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT rtreecheck('search_point')").scalar_one() == "ok"
+        assert conn.exec_driver_sql("SELECT count(*) FROM search_point").scalar_one() == 11
+        by_tree, by_doc = inside(conn, downtown)
+    assert by_tree == by_doc
+
+
 def test_a_rebuild_places_the_documents_of_a_full_cell_elsewhere_and_finds_them_all(
         directory: Database, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A geohash cell's rowid range holds a fixed number of documents; those a rebuild cannot
