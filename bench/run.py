@@ -2,7 +2,9 @@
 
 Import: the HSDS 3.1 package of `../shared/bench/scale_hsds.py` (408,170 locations by default)
 loaded into a fresh SQLite directory with the offline geocoder, in a child process so its peak
-memory is its own. Prints services per second and peak RSS.
+memory is its own. Prints services per second and peak RSS, with what it takes to compare
+figures taken on different machines: the CPU time spent, the share of it the machine's host
+took back (steal, on a virtual machine), and how long a fixed pure-Python loop takes there.
 """
 
 from __future__ import annotations
@@ -28,6 +30,39 @@ def ensure_package(shared: Path, n: int, out: Path) -> Path:
     return folder
 
 
+def reference_loop_seconds() -> float:
+    """The best of three runs of a fixed pure-Python loop: how fast this machine runs the kind
+    of code an import mostly is (its rate scales with this, not with the core count alone)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(all, stolen) CPU ticks since boot from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def _steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return round(100 * (after[1] - before[1]) / (after[0] - before[0]), 1)
+
+
+def _cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
 def import_once(package: Path, db_path: Path) -> dict:
     """Import `package` into a new SQLite file in this process; return the figures."""
     from indexer.pipeline import load
@@ -37,10 +72,16 @@ def import_once(package: Path, db_path: Path) -> dict:
         Path(str(db_path) + suffix).unlink(missing_ok=True)
     db = Database(f"sqlite:///{db_path}")
     db.migrate()
+    reference = reference_loop_seconds()
     load_before = round(os.getloadavg()[0], 2)  # another busy process skews every figure
+    ticks = _cpu_ticks()
+    main_cpu = _cpu_seconds(resource.getrusage(resource.RUSAGE_SELF))
     started = time.perf_counter()
     report = load(db, package, source="bench")
     seconds = time.perf_counter() - started
+    main_cpu = _cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) - main_cpu
+    workers_cpu = _cpu_seconds(resource.getrusage(resource.RUSAGE_CHILDREN))
+    steal = _steal_percent(ticks, _cpu_ticks())
     services = report.counts["service"]["read"]
     started = time.perf_counter()
     again = load(db, package, source="bench")
@@ -51,6 +92,9 @@ def import_once(package: Path, db_path: Path) -> dict:
         "load_before": load_before,
         "seconds": round(seconds, 1),
         "services_per_second": round(services / seconds),
+        "cpu_seconds": {"main": round(main_cpu, 1), "workers": round(workers_cpu, 1)},
+        "steal_percent": steal,
+        "reference_loop_seconds": reference,
         "reimport_unchanged_seconds": round(reimport, 1),
         "unchanged": again.counts["service"].get("unchanged", 0),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -127,6 +171,10 @@ def main() -> None:
           f"{figures['worker_peak_rss_mb']:,} MB); precision {figures['precision']}")
     print(f"  seconds by phase: {figures['phases']} (the directory's write lock is held only "
           f"during 'apply': {figures['apply_seconds']} s)")
+    print(f"  CPU time: {figures['cpu_seconds']['main']} s in this process, "
+          f"{figures['cpu_seconds']['workers']} s in its workers; machine speed: the reference "
+          f"loop took {figures['reference_loop_seconds']} s, and the host took back "
+          f"{figures['steal_percent']}% of the CPU during the import (steal)")
 
 
 if __name__ == "__main__":
