@@ -255,8 +255,32 @@ def _rules(rows: list[Any]) -> list[Any]:
 def build_documents(conn: Connection | Session, service_ids: list[str]) -> Iterator[
         SearchDocument]:
     """The documents of these services (none for services that are not searchable)."""
+    unused = _unused_links(conn) if len(service_ids) > BATCH else frozenset()
     for start in range(0, len(service_ids), BATCH):
-        yield from _build_batch(conn, service_ids[start:start + BATCH])
+        yield from _build_batch(conn, service_ids[start:start + BATCH], unused)
+
+
+# The links between rows that a document follows but a directory may not use at all: many
+# exports have no schedules, languages, service areas, costs or accessibility, and phones
+# belong to services or to locations, seldom both.
+OPTIONAL_LINKS = (
+    (service, "duplicate_of"), (t_phone, "service_id"), (t_phone, "location_id"),
+    (t_sched, "service_id"), (t_sched, "location_id"), (t_sched, "service_at_location_id"),
+    (t_lang, "service_id"), (t_lang, "location_id"), (t_area, "service_id"),
+    (t_cost, "service_id"), (t_access, "location_id"),
+)
+
+
+def _unused_links(conn: Connection | Session) -> frozenset[tuple[str, str]]:
+    """The (table, column) links of OPTIONAL_LINKS that no row uses: a large build asks once,
+    rather than looking each batch of 1,000 services up in them (a lookup that finds nothing
+    still costs a tenth of a small document; an edit meanwhile is reindexed after it)."""
+    unused = set()
+    for table, column in OPTIONAL_LINKS:
+        col = table.c[column]
+        if conn.execute(select(col).where(col.is_not(None)).limit(1)).first() is None:
+            unused.add((table.name, column))
+    return frozenset(unused)
 
 
 # The columns a document takes from each table (see `_grouped`).
@@ -273,7 +297,14 @@ LANGUAGE_COLUMNS = ("code", "name")
 _Service = namedtuple("_Service", (*SERVICE_COLUMNS, "org_name"))  # type: ignore[misc]
 
 
-def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchDocument]:
+def _build_batch(conn: Connection | Session, ids: list[str],
+                 unused: frozenset[tuple[str, str]] = frozenset()) -> Iterator[SearchDocument]:
+    def grouped(table: Any, column: str, ids: Iterable[str],
+                columns: tuple[str, ...] = ()) -> dict[str, list[Any]]:
+        if (table.name, column) in unused:
+            return {}
+        return _grouped(conn, table, column, ids, columns)
+
     rows = conn.execute(
         select(*(service.c[c] for c in SERVICE_COLUMNS), organization.c.name.label("org_name"))
         .outerjoin(organization, organization.c.id == service.c.organization_id)
@@ -292,29 +323,29 @@ def _build_batch(conn: Connection | Session, ids: list[str]) -> Iterator[SearchD
                                  _ids_param(conn, sids)):
         categories[sid].append(cid)
     # A kept duplicate lists the categories of the listings merged into it.
-    for keeper, cid in conn.execute(
-            select(service.c.duplicate_of, service_category.c.category_id)
-            .join(service_category, service_category.c.service_id == service.c.id)
-            .where(_among(conn, service.c.duplicate_of, sids)).where(service.c.is_active),
-            _ids_param(conn, sids)):
+    merged = () if ("service", "duplicate_of") in unused else conn.execute(
+        select(service.c.duplicate_of, service_category.c.category_id)
+        .join(service_category, service_category.c.service_id == service.c.id)
+        .where(_among(conn, service.c.duplicate_of, sids)).where(service.c.is_active),
+        _ids_param(conn, sids))
+    for keeper, cid in merged:
         if cid not in categories[keeper]:
             categories[keeper].append(cid)
-    sals = _grouped(conn, t_sal, "service_id", sids, SITE_COLUMNS)
+    sals = grouped(t_sal, "service_id", sids, SITE_COLUMNS)
     loc_ids = [s.location_id for rows in sals.values() for s in rows if s.location_id]
-    locations = {k: v[0] for k, v in _grouped(conn, t_loc, "id", loc_ids,
-                                              LOCATION_COLUMNS).items()}
-    addresses = _grouped(conn, t_addr, "location_id", loc_ids, ADDRESS_COLUMNS)
-    svc_phones = _grouped(conn, t_phone, "service_id", sids, PHONE_COLUMNS)
-    loc_phones = _grouped(conn, t_phone, "location_id", loc_ids, PHONE_COLUMNS)
-    svc_sched = _grouped(conn, t_sched, "service_id", sids)
-    loc_sched = _grouped(conn, t_sched, "location_id", loc_ids)
-    sal_sched = _grouped(conn, t_sched, "service_at_location_id",
-                         [s.id for rows in sals.values() for s in rows])
-    svc_lang = _grouped(conn, t_lang, "service_id", sids, LANGUAGE_COLUMNS)
-    loc_lang = _grouped(conn, t_lang, "location_id", loc_ids, LANGUAGE_COLUMNS)
-    areas = _grouped(conn, t_area, "service_id", sids, ("coverage",))
-    costs = _grouped(conn, t_cost, "service_id", sids, ("amount",))
-    access = _grouped(conn, t_access, "location_id", loc_ids, ("description", "details"))
+    locations = {k: v[0] for k, v in grouped(t_loc, "id", loc_ids, LOCATION_COLUMNS).items()}
+    addresses = grouped(t_addr, "location_id", loc_ids, ADDRESS_COLUMNS)
+    svc_phones = grouped(t_phone, "service_id", sids, PHONE_COLUMNS)
+    loc_phones = grouped(t_phone, "location_id", loc_ids, PHONE_COLUMNS)
+    svc_sched = grouped(t_sched, "service_id", sids)
+    loc_sched = grouped(t_sched, "location_id", loc_ids)
+    sal_sched = grouped(t_sched, "service_at_location_id",
+                        [s.id for rows in sals.values() for s in rows])
+    svc_lang = grouped(t_lang, "service_id", sids, LANGUAGE_COLUMNS)
+    loc_lang = grouped(t_lang, "location_id", loc_ids, LANGUAGE_COLUMNS)
+    areas = grouped(t_area, "service_id", sids, ("coverage",))
+    costs = grouped(t_cost, "service_id", sids, ("amount",))
+    access = grouped(t_access, "location_id", loc_ids, ("description", "details"))
 
     for svc in services:
         sid = svc.id

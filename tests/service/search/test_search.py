@@ -253,6 +253,26 @@ def test_an_edit_made_while_a_rebuild_runs_shows_after_the_swap(
                                         "'search_pending'").first()
 
 
+def test_a_large_build_skips_only_the_links_no_row_uses(
+        directory: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of many services does not look services up in links no row uses (a directory
+    without schedules, say): its documents are those built one service at a time."""
+    from service.search import documents
+
+    with directory.engine.connect() as conn:
+        ids = sorted(conn.exec_driver_sql("SELECT id FROM service").scalars())
+        one_by_one = [d for sid in ids for d in documents.build_documents(conn, [sid])]
+        monkeypatch.setattr(documents, "BATCH", 2)  # 12 services: a large build
+        unused = documents._unused_links(conn)
+        batched = list(documents.build_documents(conn, ids))
+        in_use = {(t.name, c) for t, c in documents.OPTIONAL_LINKS if conn.exec_driver_sql(
+            f"SELECT 1 FROM {t.name} WHERE {c} IS NOT NULL").first()}
+    assert batched == one_by_one and len(batched) == 12
+    assert {(t.name, c) for t, c in documents.OPTIONAL_LINKS} - in_use == unused
+    assert ("phone", "service_id") in in_use and ("accessibility", "location_id") in unused
+    assert any(d.phones for d in batched) and any(d.hours_known for d in batched)
+
+
 def test_a_rebuilt_r_tree_holds_every_point_and_takes_later_edits(
         directory: Database) -> None:
     """The R*Tree a rebuild swaps in passes SQLite's own check, finds by box exactly the
