@@ -97,9 +97,12 @@ class Normalizer:
     # -- ids ------------------------------------------------------------------------------------
     def _ids(self, row: SourceRow, values: dict[str, Any]) -> tuple[str, str, str, bool]:
         """(record_source, record_source_id, directory id, ids_are_directory_ids)."""
-        own_source = _text(values.get("x_source"))
-        own_source_id = _text(values.get("x_source_id"))
-        raw_id = _text(values.get("id"))
+        own_source = values.get("x_source")  # None in all but Signpost's own exports
+        if own_source is not None:
+            own_source = _text(own_source)
+        own_source_id = _text(values.get("x_source_id")) if own_source else None
+        raw_id = values.get("id")
+        raw_id = raw_id.strip() or None if raw_id.__class__ is str else _text(raw_id)
         if own_source and own_source_id and raw_id:
             # A package Signpost exported: keep its ids and provenance as they are.
             return own_source, own_source_id, raw_id, True
@@ -111,7 +114,7 @@ class Normalizer:
         return self.source, raw_id, directory_id(self.source, row.table, raw_id), False
 
     def _ref(self, target: str, value: Any, exported: bool) -> str | None:
-        text = _text(value)
+        text = value.strip() or None if value.__class__ is str else _text(value)
         if text is None:
             return None
         return text if exported else directory_id(self.source, target, text)

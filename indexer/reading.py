@@ -56,31 +56,39 @@ def fill_stage(stage: Stage, rows: Iterable[SourceRow], normalizer: Normalizer,
         for name in STAGED_TABLES
     }
     seen = 0
+    read: Counter[str] = Counter()  # per table: added to the report once, not once a row
+    skipped: Counter[str] = Counter()
 
     def flush(table: str) -> None:
         stage.insert_many(table, buffers[table])
         buffers[table].clear()
 
-    for source_row in rows:
-        seen += 1
-        report.count(source_row.table, "read")
-        normalized = normalizer.normalize(source_row)
-        if normalized is None:
-            report.count(source_row.table, "skipped")
-            continue
-        for table, values in enrich.expand_row(source_row.table, normalized, source_row,
-                                               report.problems):
-            row = list(map(values.get, column_lists[table]))
-            for i, column_type in converters[table]:
-                if row[i] is not None:
-                    row[i] = to_sql_value(column_type, row[i])
-            if table != "service_category":
-                row += (source_row.file, source_row.line, source_row.path)
-            buffers[table].append(row)
-            if len(buffers[table]) >= BATCH:
-                flush(table)
-        if progress and seen % 20000 == 0:
-            progress("reading", seen)
+    try:
+        for source_row in rows:
+            seen += 1
+            read[source_row.table] += 1
+            normalized = normalizer.normalize(source_row)
+            if normalized is None:
+                skipped[source_row.table] += 1
+                continue
+            for table, values in enrich.expand_row(source_row.table, normalized, source_row,
+                                                   report.problems):
+                row = list(map(values.get, column_lists[table]))
+                for i, column_type in converters[table]:
+                    if row[i] is not None:
+                        row[i] = to_sql_value(column_type, row[i])
+                if table != "service_category":
+                    row += (source_row.file, source_row.line, source_row.path)
+                buffers[table].append(row)
+                if len(buffers[table]) >= BATCH:
+                    flush(table)
+            if progress and seen % 20000 == 0:
+                progress("reading", seen)
+    finally:
+        for table, n in read.items():
+            report.count(table, "read", n)
+        for table, n in skipped.items():
+            report.count(table, "skipped", n)
     for table in buffers:
         if buffers[table]:
             flush(table)

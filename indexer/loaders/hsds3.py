@@ -190,6 +190,7 @@ def read_csv_table(file: Path, table: str, problems: Problems) -> Iterator[Sourc
                          "columns not in HSDS 3.1 for this table; kept only where Signpost "
                          "knows them")
     width = len(header)
+    name = file.name
     line = 1
     while True:
         try:
@@ -213,7 +214,7 @@ def read_csv_table(file: Path, table: str, problems: Problems) -> Iterator[Sourc
             if len(values) < width and not text.endswith(("\n", "\r")) and line == _last(text):
                 continue  # a cut-off last row: its values cannot be trusted
             values = (values + [""] * width)[:width]
-        yield SourceRow(table, dict(zip(header, values, strict=True)), file.name, line_start)
+        yield SourceRow(table, dict(zip(header, values, strict=True)), name, line_start)
 
 
 def _last(text: str) -> int:
