@@ -35,14 +35,24 @@ PRECISIONS = {"exact", "address", "zip", "city", "state"}
 CAPACITY_STATUSES = {"has_capacity", "no_capacity", "waitlist", "assessment_needed"}
 
 
-# Per table, each HSDS field but the id in schema order (the order row hashes depend on), with
-# the table a foreign key points at and whether the field is a number: worked out once, not
-# for each of a large import's millions of fields.
-_FIELD_PLANS: dict[str, list[tuple[str, str | None, bool]]] = {
-    table: [(f, FOREIGN_KEYS[table].get(f), f in NUMBER_FIELDS.get(table, ()))
-            for f in fields if f != "id"]
-    for table, fields in HSDS_FIELDS.items()
-}
+class _FieldPlan:
+    """How one table's HSDS fields are read, worked out once rather than for each of a large
+    import's millions of fields: a row starts as `template` (the id, provenance, then each
+    field but the id in schema order, all None: the key order row hashes depend on), and only
+    the fields a source filled are then set, text first, then references and numbers."""
+
+    def __init__(self, table: str, fields: list[str]) -> None:
+        keys = ["id", "record_source", "record_source_id"] + [f for f in fields if f != "id"]
+        self.template: dict[str, Any] = dict.fromkeys(keys)
+        numbers = NUMBER_FIELDS.get(table, ())
+        self.refs = [(f, FOREIGN_KEYS[table][f]) for f in keys[3:]
+                     if FOREIGN_KEYS[table].get(f) is not None]
+        self.numbers = [f for f in keys[3:] if f in numbers and not FOREIGN_KEYS[table].get(f)]
+        self.texts = [f for f in keys[3:]
+                      if f not in numbers and not FOREIGN_KEYS[table].get(f)]
+
+
+_FIELD_PLANS = {table: _FieldPlan(table, fields) for table, fields in HSDS_FIELDS.items()}
 _EXTENSIONS = {table: [(f, "x_" + f) for f in fields]
                for table, fields in EXTENSION_FIELDS.items()}
 _ABSENT = object()
@@ -132,21 +142,26 @@ class Normalizer:
                                   source_id=row.source_id)
         record_source, record_source_id, row_id, exported = self._ids(row, values)
         self.sources_seen.add(record_source)
-        out: dict[str, Any] = {"id": row_id, "record_source": record_source,
-                               "record_source_id": record_source_id}
+        plan = _FIELD_PLANS[table]
+        out = plan.template.copy()
+        out["id"], out["record_source"], out["record_source_id"] = (
+            row_id, record_source, record_source_id)
         get = values.get
-        for field, target, is_number in _FIELD_PLANS[table]:
+        for field in plan.texts:  # most of a row, and often empty: left None
             value = get(field)
-            if value is None:
-                out[field] = None  # what each branch below gives for None
-            elif target is not None:
-                out[field] = self._ref(target, value, exported)
-            elif is_number:
-                out[field] = self._number(row, field, value)
-            elif value.__class__ is str:
-                out[field] = value.strip() or None  # what `_text` gives, without the call
-            else:
+            if value.__class__ is str:
+                if value:
+                    out[field] = value.strip() or None  # what `_text` gives, without the call
+            elif value is not None:
                 out[field] = _text(value)
+        for field, target in plan.refs:
+            value = get(field)
+            if value is not None:
+                out[field] = self._ref(target, value, exported)
+        for field in plan.numbers:
+            value = get(field)
+            if value is not None:
+                out[field] = self._number(row, field, value)
         if table == "attribute":
             entity = (out.get("link_entity") or "service").strip().lower()
             if entity not in LINK_TABLES:
