@@ -129,6 +129,14 @@ for _name in RECORD_TABLES:
     Index(f"ix_{_name}_edited", _t.c.record_source, sqlite_where=_t.c.local_edits.is_not(None),
           postgresql_where=_t.c.local_edits.is_not(None))
 Index("ix_service_updated_at", service.c.updated_at)
+# The few services listed as duplicates, by the listing they duplicate (a kept listing's
+# document lists the merged listings' categories) and by source (an import's count of them).
+Index("ix_service_duplicate_of", service.c.duplicate_of,
+      sqlite_where=service.c.duplicate_of.is_not(None),
+      postgresql_where=service.c.duplicate_of.is_not(None))
+Index("ix_service_duplicates", service.c.record_source,
+      sqlite_where=service.c.duplicate_of.is_not(None),
+      postgresql_where=service.c.duplicate_of.is_not(None))
 
 service_category = Table(
     "service_category",
