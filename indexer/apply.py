@@ -320,8 +320,9 @@ class Applier:
             # Every staged row is new, so every staged link is of a new service or of one a
             # new attribute names, and only the latter can have links already: the union of
             # 800k ids below (two seconds at 400k services) would select every staged link.
-            self._exec(f"DELETE FROM service_category WHERE service_id IN (SELECT link_id "
-                       f"FROM {self.staged('attribute')})")
+            if self._scalar("SELECT 1 FROM service_category LIMIT 1"):  # else none to clear
+                self._exec(f"DELETE FROM service_category WHERE service_id IN (SELECT link_id "
+                           f"FROM {self.staged('attribute')})")
             self._exec(f"INSERT INTO service_category (service_id, category_id) SELECT "
                        f"DISTINCT service_id, category_id FROM {stg} WHERE true ON CONFLICT DO "
                        "NOTHING")  # (the WHERE tells SQLite's parser ON is not a join's)
