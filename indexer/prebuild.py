@@ -29,6 +29,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from indexer.records import RECORD_TABLES
 from indexer.staging import Stage, columns_of
+from service.db import BUSY_TIMEOUT
 from service.search.documents import build_documents
 from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile, fewer_collections
 
@@ -50,7 +51,11 @@ LOOKUPS = (
 def stage_engine(path: Path, now: datetime) -> Engine:
     """A read-only engine on a stage whose record tables read as the apply writes them."""
     uri = f"{path.resolve().as_uri()}?mode=ro"  # percent-encoded, whatever the folder's name
-    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+    # The stage's own writer (the import's process) may hold it a moment while these read:
+    # they wait as the directory's writers do, not sqlite3's default five seconds, which a
+    # slow or busy machine can outlast (seen as "database is locked" in a worker).
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT))
     stamp = "'" + now.isoformat(" ") + "'"  # how the apply's :now is stored
     meta = {"is_active": "coalesce(is_active, 1)", "created_at": stamp, "updated_at": stamp}
 
