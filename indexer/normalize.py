@@ -44,12 +44,11 @@ class _FieldPlan:
     def __init__(self, table: str, fields: list[str]) -> None:
         keys = ["id", "record_source", "record_source_id"] + [f for f in fields if f != "id"]
         self.template: dict[str, Any] = dict.fromkeys(keys)
-        numbers = NUMBER_FIELDS.get(table, ())
-        self.refs = [(f, FOREIGN_KEYS[table][f]) for f in keys[3:]
-                     if FOREIGN_KEYS[table].get(f) is not None]
-        self.numbers = [f for f in keys[3:] if f in numbers and not FOREIGN_KEYS[table].get(f)]
-        self.texts = [f for f in keys[3:]
-                      if f not in numbers and not FOREIGN_KEYS[table].get(f)]
+        targets, numbers = FOREIGN_KEYS[table], NUMBER_FIELDS.get(table, ())
+        fields = keys[3:]
+        self.refs = [(f, targets[f]) for f in fields if targets.get(f) is not None]
+        self.numbers = [f for f in fields if f in numbers and targets.get(f) is None]
+        self.texts = [f for f in fields if f not in numbers and targets.get(f) is None]
 
 
 _FIELD_PLANS = {table: _FieldPlan(table, fields) for table, fields in HSDS_FIELDS.items()}

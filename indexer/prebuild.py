@@ -30,22 +30,13 @@ from sqlalchemy import Engine, create_engine, event
 from indexer.records import RECORD_TABLES
 from indexer.staging import Stage, columns_of
 from service.db import BUSY_TIMEOUT
-from service.search.documents import build_documents
+from service.search.documents import LOOKUPS, build_documents
 from service.search.sqlite import BUILD_CHUNK, MAX_BUILD_WORKERS, PartFile, fewer_collections
 
 # An import of fewer services builds its documents after the apply, from the directory:
 # starting a process costs more than the overlap saves.
 MIN_SERVICES = 20000
 STAGE_MMAP_BYTES = 1 << 32  # a stage of up to 4 GiB is mapped whole (address space, not memory)
-# The stage columns the document builder looks rows up by (service.search.documents).
-LOOKUPS = (
-    ("service", "duplicate_of"), ("service_category", "service_id"),
-    ("service_at_location", "service_id"), ("address", "location_id"),
-    ("phone", "service_id"), ("phone", "location_id"), ("schedule", "service_id"),
-    ("schedule", "location_id"), ("schedule", "service_at_location_id"),
-    ("language", "service_id"), ("language", "location_id"), ("service_area", "service_id"),
-    ("cost_option", "service_id"), ("accessibility", "location_id"),
-)
 
 
 def stage_engine(path: Path, now: datetime) -> Engine:

@@ -260,15 +260,20 @@ def build_documents(conn: Connection | Session, service_ids: list[str]) -> Itera
         yield from _build_batch(conn, service_ids[start:start + BATCH], unused)
 
 
-# The links between rows that a document follows but a directory may not use at all: many
-# exports have no schedules, languages, service areas, costs or accessibility, and phones
-# belong to services or to locations, seldom both.
-OPTIONAL_LINKS = (
-    (service, "duplicate_of"), (t_phone, "service_id"), (t_phone, "location_id"),
-    (t_sched, "service_id"), (t_sched, "location_id"), (t_sched, "service_at_location_id"),
-    (t_lang, "service_id"), (t_lang, "location_id"), (t_area, "service_id"),
-    (t_cost, "service_id"), (t_access, "location_id"),
+# Every (table, column) the builder looks rows up by: a stage is indexed on each before
+# documents are built from it (indexer.prebuild).
+LOOKUPS = (
+    ("service", "duplicate_of"), ("service_category", "service_id"),
+    ("service_at_location", "service_id"), ("address", "location_id"),
+    ("phone", "service_id"), ("phone", "location_id"), ("schedule", "service_id"),
+    ("schedule", "location_id"), ("schedule", "service_at_location_id"),
+    ("language", "service_id"), ("language", "location_id"), ("service_area", "service_id"),
+    ("cost_option", "service_id"), ("accessibility", "location_id"),
 )
+# Those a directory may not use at all: many exports have no schedules, languages, service
+# areas, costs or accessibility, and phones belong to services or to locations, seldom both.
+OPTIONAL_LINKS = tuple(link for link in LOOKUPS if link[0] not in (
+    "service_category", "service_at_location", "address"))
 
 
 def _unused_links(conn: Connection | Session) -> frozenset[tuple[str, str]]:
@@ -277,9 +282,9 @@ def _unused_links(conn: Connection | Session) -> frozenset[tuple[str, str]]:
     still costs a tenth of a small document; an edit meanwhile is reindexed after it)."""
     unused = set()
     for table, column in OPTIONAL_LINKS:
-        col = table.c[column]
+        col = hsds_tables[table].c[column]
         if conn.execute(select(col).where(col.is_not(None)).limit(1)).first() is None:
-            unused.add((table.name, column))
+            unused.add((table, column))
     return frozenset(unused)
 
 
@@ -299,11 +304,11 @@ _Service = namedtuple("_Service", (*SERVICE_COLUMNS, "org_name"))  # type: ignor
 
 def _build_batch(conn: Connection | Session, ids: list[str],
                  unused: frozenset[tuple[str, str]] = frozenset()) -> Iterator[SearchDocument]:
-    def grouped(table: Any, column: str, ids: Iterable[str],
+    def grouped(table: Any, column: str, keys: Iterable[str],
                 columns: tuple[str, ...] = ()) -> dict[str, list[Any]]:
         if (table.name, column) in unused:
             return {}
-        return _grouped(conn, table, column, ids, columns)
+        return _grouped(conn, table, column, keys, columns)
 
     rows = conn.execute(
         select(*(service.c[c] for c in SERVICE_COLUMNS), organization.c.name.label("org_name"))

@@ -265,10 +265,10 @@ def test_a_large_build_skips_only_the_links_no_row_uses(
         monkeypatch.setattr(documents, "BATCH", 2)  # 12 services: a large build
         unused = documents._unused_links(conn)
         batched = list(documents.build_documents(conn, ids))
-        in_use = {(t.name, c) for t, c in documents.OPTIONAL_LINKS if conn.exec_driver_sql(
-            f"SELECT 1 FROM {t.name} WHERE {c} IS NOT NULL").first()}
+        in_use = {(t, c) for t, c in documents.OPTIONAL_LINKS if conn.exec_driver_sql(
+            f"SELECT 1 FROM {t} WHERE {c} IS NOT NULL").first()}
     assert batched == one_by_one and len(batched) == 12
-    assert {(t.name, c) for t, c in documents.OPTIONAL_LINKS} - in_use == unused
+    assert set(documents.OPTIONAL_LINKS) - in_use == unused
     assert ("phone", "service_id") in in_use and ("accessibility", "location_id") in unused
     assert any(d.phones for d in batched) and any(d.hours_known for d in batched)
 
